@@ -1,0 +1,63 @@
+"""Command line: ``python -m vaehw {assign,known,grade}``. Parses arguments and forwards."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaehw", description="Build and grade the VAE homework.")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("assign", help="run otter assign and lay out dist/")
+    a.add_argument("--master", type=Path, default=Path("assignment/vae_hw.ipynb"))
+    a.add_argument("--dist", type=Path, default=Path("dist"))
+    a.add_argument("--solutions", type=Path, default=Path("solutions"))
+    k = sub.add_parser("known", help="write the known submissions of solutions/ to dist/known/")
+    k.add_argument("--spec", type=Path, default=Path("solutions/known_submissions.yaml"))
+    k.add_argument("--dist", type=Path, default=Path("dist"))
+    g = sub.add_parser("grade", help="grade .ipynb/.zip submissions into a gradebook")
+    g.add_argument("paths", type=Path, nargs="+", help="submission files or folders (searched recursively)")
+    g.add_argument("-o", "--out", type=Path, required=True, help="output folder for gradebook.csv and feedback")
+    g.add_argument("--autograder", type=Path, default=Path("dist/vae_hw-autograder.zip"))
+    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: all cores)")
+    g.add_argument("--timeout", type=float, default=180.0, help="seconds per submission (default: 180)")
+    g.add_argument("--force", action="store_true", help="re-grade submissions already in the gradebook")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "assign":
+            from .build import build_assignment
+
+            built = build_assignment(master=args.master, dist=args.dist, solutions=args.solutions)
+            for what, path in built.items():
+                print(f"{what:>10}: {path}")
+        elif args.command == "known":
+            from .known import materialise_known
+            from .questions import question_points
+
+            points = question_points(args.dist / "vae_hw-autograder.zip")
+            for k in materialise_known(spec=args.spec, dist=args.dist, points=points):
+                print(k.path)
+        elif args.command == "grade":
+            from .grade import grade_submissions
+            from .gradebook import format_table
+
+            rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
+                                     timeout=args.timeout, force=args.force)
+            print(format_table(rows))
+            print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/")
+    except UsageError as e:
+        print(f"vaehw: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vaehw: interrupted; finished rows are in the gradebook, re-run to continue", file=sys.stderr)
+        return 130
+    return 0

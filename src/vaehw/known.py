@@ -1,0 +1,87 @@
+"""Known submissions: notebooks derived from the built ones, each with its expected scores.
+
+``solutions/known_submissions.yaml`` lists them. Each entry starts from a ``base`` notebook
+(``autograder``: full credit, or ``student``: blank), optionally ``replace``s the top-level
+definition of some names with other code, optionally appends cells, and states the scores
+that differ from the base's (full marks for ``autograder``, zero for ``student``).
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from .errors import UsageError
+from .questions import QUESTIONS
+
+
+@dataclass(frozen=True)
+class KnownSubmission:
+    name: str
+    about: str
+    path: Path
+    expected: dict[str, float]  # question -> points
+
+
+def _defines(node: ast.stmt, name: str) -> bool:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name == name
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(isinstance(t, ast.Name) and t.id == name for t in targets)
+    return False
+
+
+def replace_definition(nb: nbformat.NotebookNode, name: str, code: str) -> None:
+    """Replace the top-level definition of ``name`` in the notebook's code cells by ``code``."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if _defines(node, name):
+                lines = cell.source.split("\n")
+                new = textwrap.dedent(code).rstrip("\n").split("\n")
+                cell.source = "\n".join(lines[: node.lineno - 1] + new + lines[node.end_lineno :])
+                return
+    raise UsageError(f"no top-level definition of {name!r} in the base notebook")
+
+
+def materialise_known(*, spec: Path, dist: Path, points: dict[str, float]) -> list[KnownSubmission]:
+    """Write every known submission in ``spec`` to ``dist/known/<name>.ipynb``; return them."""
+    entries = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    bases = {"autograder": dist / "autograder" / "vae_hw.ipynb", "student": dist / "student" / "vae_hw.ipynb"}
+    out_dir = dist / "known"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    known, seen = [], set()
+    for entry in entries:
+        name, base = entry["name"], entry.get("base", "autograder")
+        if name in seen or base not in bases:
+            raise UsageError(f"{spec}: duplicate name or unknown base in entry {name!r}")
+        seen.add(name)
+        nb = nbformat.read(bases[base], as_version=4)
+        for target, code in (entry.get("replace") or {}).items():
+            replace_definition(nb, target, code)
+        for code in entry.get("append") or []:
+            nb.cells.append(nbformat.v4.new_code_cell(textwrap.dedent(code)))
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        path = out_dir / f"{name}.ipynb"
+        nbformat.write(nb, path)
+        full = base == "autograder"
+        expected = {q: (points[q] if full else 0.0) for q in QUESTIONS}
+        unknown = set(entry.get("expected") or {}) - set(QUESTIONS)
+        if unknown:
+            raise UsageError(f"{spec}: entry {name!r} expects scores for unknown questions {sorted(unknown)}")
+        expected.update({q: float(v) for q, v in (entry.get("expected") or {}).items()})
+        known.append(KnownSubmission(name, entry.get("about", ""), path, expected))
+    return known
