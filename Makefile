@@ -11,7 +11,7 @@ JOBS ?=
 SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz autograder/requirements.txt $(wildcard src/vaehw/*.py) $(wildcard solutions/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help install assign known grade test clean
+.PHONY: help install assign grade test calibrate clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,9 @@ grade: $(BUILT) ## grade SUBMISSIONS=<dir> into OUT=<dir> (default: the known su
 
 test: $(BUILT) ## run the test suite (builds first)
 	$(BIN)/python -m pytest
+
+calibrate: $(BUILT) ## held-out NELBO of the reference in the hidden training tests over 20 seeds
+	$(BIN)/python -m vaehw calibrate --runs 20
 
 clean: ## remove dist/ (keeps .venv)
 	rm -rf dist

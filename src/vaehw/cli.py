@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: all cores)")
     g.add_argument("--timeout", type=float, default=180.0, help="seconds per submission (default: 180)")
     g.add_argument("--force", action="store_true", help="re-grade submissions already in the gradebook")
+    c = sub.add_parser("calibrate", help="held-out NELBO of the reference in the hidden training tests, over seeds")
+    c.add_argument("--runs", type=int, default=20)
+    c.add_argument("--dist", type=Path, default=Path("dist"))
     return p
 
 
@@ -54,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
                                      timeout=args.timeout, force=args.force)
             print(format_table(rows))
             print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/")
+        elif args.command == "calibrate":
+            from .calibrate import calibrate, format_report
+
+            results = calibrate(autograder_zip=args.dist / "vae_hw-autograder.zip",
+                                autograder_dir=args.dist / "autograder", runs=args.runs)
+            print(format_report(results))
     except UsageError as e:
         print(f"vaehw: error: {e}", file=sys.stderr)
         return 2

@@ -20,6 +20,11 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name)[:120] or "submission"
 
 
+def _without_test_source(output: str) -> str:
+    """Drop the test source line that otter quotes under "Error at line N in test qX:"."""
+    return re.sub(r"(Error at line \d+ in test \w+):\n[^\n]*\n", r"\1:\n", output)
+
+
 def feedback_text(name: str, result: RunResult, points: dict[str, float]) -> str:
     """What a student (or TA) reads: status, then each question's score and messages."""
     lines = [f"Submission: {name}", f"Status: {result.status}", ""]
@@ -27,7 +32,7 @@ def feedback_text(name: str, result: RunResult, points: dict[str, float]) -> str
     for q in QUESTIONS:
         lines.append(f"{q}: {result.scores.get(q, 0.0):g} / {points[q]:g}")
         if outputs.get(q) and result.scores.get(q, 0.0) < points[q]:
-            lines.extend("    " + l for l in outputs[q].strip().splitlines())
+            lines.extend("    " + l for l in _without_test_source(outputs[q]).strip().splitlines())
     total = sum(result.scores.get(q, 0.0) for q in QUESTIONS)
     lines += ["", f"Total: {total:g} / {sum(points.values()):g}"]
     return "\n".join(lines) + "\n"

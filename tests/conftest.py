@@ -1,0 +1,50 @@
+"""Shared fixtures: the built dist/ (make test builds it first) and the graded known submissions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vaehw.grade import grade_submissions
+from vaehw.known import materialise_known
+from vaehw.questions import question_points
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST = ROOT / "dist"
+
+
+@pytest.fixture(scope="session")
+def dist() -> Path:
+    if not (DIST / "vae_hw-autograder.zip").is_file():
+        pytest.exit("dist/ is not built: run `make test`, which runs `make assign` first", returncode=2)
+    return DIST
+
+
+@pytest.fixture(scope="session")
+def autograder_zip(dist: Path) -> Path:
+    return dist / "vae_hw-autograder.zip"
+
+
+@pytest.fixture(scope="session")
+def points(autograder_zip: Path) -> dict[str, float]:
+    return question_points(autograder_zip)
+
+
+@pytest.fixture(scope="session")
+def known(dist: Path, points, tmp_path_factory):
+    """The known submissions of solutions/, written afresh from the current build."""
+    out = tmp_path_factory.mktemp("known-dist")
+    for part in ("autograder", "student"):
+        os.symlink(dist / part, out / part)
+    return materialise_known(spec=ROOT / "solutions" / "known_submissions.yaml", dist=out, points=points)
+
+
+@pytest.fixture(scope="session")
+def graded_known(known, autograder_zip: Path, tmp_path_factory) -> dict[str, dict[str, str]]:
+    """Every known submission graded through the real autograder zip (otter run), in parallel."""
+    out = tmp_path_factory.mktemp("graded-known")
+    rows = grade_submissions([k.path for k in known], out=out, autograder_zip=autograder_zip,
+                             jobs=os.cpu_count() or 2, timeout=600, progress=None)
+    return {row["submission"]: row for row in rows}

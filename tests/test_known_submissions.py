@@ -1,0 +1,44 @@
+"""The known submissions in solutions/ get exactly their expected scores through the real autograder."""
+
+from __future__ import annotations
+
+import pytest
+
+from vaehw.questions import QUESTIONS
+
+pytestmark = pytest.mark.slow
+
+
+def test_full_credit_scores_every_point(graded_known, points):
+    """Does the full-credit notebook score every auto-graded point through the autograder zip?"""
+    row = graded_known["full-credit.ipynb"]
+    assert row["status"] == "ok"
+    assert {q: float(row[q]) for q in QUESTIONS} == points
+    assert float(row["total"]) == float(row["possible"]) == sum(points.values())
+
+
+def test_blank_scores_zero(graded_known):
+    """Does the blank student notebook score 0 on every auto-graded question?"""
+    row = graded_known["blank.ipynb"]
+    assert row["status"] == "ok"
+    assert {q: float(row[q]) for q in QUESTIONS} == {q: 0.0 for q in QUESTIONS}
+
+
+def test_every_known_submission_scores_as_expected(known, graded_known):
+    """Does every known submission score exactly its expected points on every question?"""
+    wrong = []
+    for k in known:
+        row = graded_known[k.path.name]
+        got = {q: float(row[q]) for q in QUESTIONS}
+        if row["status"] != "ok" or got != k.expected:
+            diff = {q: (got[q], k.expected[q]) for q in QUESTIONS if got[q] != k.expected[q]}
+            wrong.append(f"{k.name}: status {row['status']}, (got, expected) {diff}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_mistake_loses_points(known):
+    """Does every known mistake expect fewer points than full credit (so the corpus tests something)?"""
+    full = next(k for k in known if k.name == "full-credit").expected
+    for k in known:
+        if k.name != "full-credit":
+            assert sum(k.expected.values()) < sum(full.values()), k.name
