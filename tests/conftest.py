@@ -48,3 +48,12 @@ def graded_known(known, autograder_zip: Path, tmp_path_factory) -> dict[str, dic
     rows = grade_submissions([k.path for k in known], out=out, autograder_zip=autograder_zip,
                              jobs=os.cpu_count() or 2, timeout=600, progress=None)
     return {row["submission"]: row for row in rows}
+
+
+@pytest.fixture(scope="session")
+def graded_known_otter(known, autograder_zip: Path, tmp_path_factory) -> dict[str, dict[str, str]]:
+    """Every known submission graded with one `otter run` each (otter's own pipeline)."""
+    out = tmp_path_factory.mktemp("graded-known-otter")
+    rows = grade_submissions([k.path for k in known], out=out, autograder_zip=autograder_zip, engine="otter",
+                             jobs=os.cpu_count() or 2, timeout=600, progress=None)
+    return {row["submission"]: row for row in rows}

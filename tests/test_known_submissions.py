@@ -42,3 +42,11 @@ def test_every_mistake_loses_points(known):
     for k in known:
         if k.name != "full-credit":
             assert sum(k.expected.values()) < sum(full.values()), k.name
+
+
+def test_otter_run_gives_the_same_scores(known, graded_known, graded_known_otter):
+    """Does otter's own `otter run` give every known submission the same scores as make grade?"""
+    for k in known:
+        ours, otters = graded_known[k.path.name], graded_known_otter[k.path.name]
+        assert otters["status"] == "ok", k.name
+        assert {q: float(ours[q]) for q in QUESTIONS} == {q: float(otters[q]) for q in QUESTIONS}, k.name

@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: all cores)")
     g.add_argument("--timeout", type=float, default=180.0, help="seconds per submission (default: 180)")
     g.add_argument("--force", action="store_true", help="re-grade submissions already in the gradebook")
+    g.add_argument("--memory-mb", type=int, default=2048, help="address-space cap per submission above the pre-imported libraries (default: 2048)")
+    g.add_argument("--engine", choices=["fork", "otter"], default="fork",
+                   help="fork: pre-imported worker forked per submission (default); otter: one `otter run` per submission")
     c = sub.add_parser("calibrate", help="held-out NELBO of the reference in the hidden training tests, over seeds")
     c.add_argument("--runs", type=int, default=20)
     c.add_argument("--dist", type=Path, default=Path("dist"))
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             from .gradebook import format_table
 
             rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
-                                     timeout=args.timeout, force=args.force)
+                                     timeout=args.timeout, force=args.force,
+                                     engine=args.engine, memory_mb=args.memory_mb)
             print(format_table(rows))
             print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/")
         elif args.command == "calibrate":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,9 +20,10 @@ import psutil
 class RunResult:
     status: str  # "ok", "timeout after N s", "kernel died", ...
     scores: dict[str, float] = field(default_factory=dict)  # question -> points
-    results: dict | None = None  # Gradescope results.json as written by the autograder
+    results: dict | None = None  # Gradescope results.json
     seconds: float = 0.0
     log: str = ""
+    messages: dict[str, list[str]] = field(default_factory=dict)  # question -> failed-test messages
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -45,6 +47,16 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 def scores_from_results(results: dict) -> dict[str, float]:
     """Per-question points from an otter ``results.json`` (its ``tests`` named by question)."""
     return {t["name"]: float(t["score"]) for t in results.get("tests", []) if "score" in t}
+
+
+def messages_from_otter(results: dict) -> dict[str, list[str]]:
+    """Failed-test messages from otter's per-question output, without the quoted test source line."""
+    messages = {}
+    for t in results.get("tests", []):
+        if "score" in t and t["score"] < t.get("max_score", 0):
+            found = re.findall(r"in test (\S+):\n[^\n]*\n(\w+(?:Error|Exception)?: [^\n]*)", t.get("output", ""))
+            messages[t["name"]] = [f"{name}: {message}" for name, message in found]
+    return messages
 
 
 def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunResult:
@@ -79,4 +91,4 @@ def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunRe
             return RunResult("kernel died" if "Kernel died" in text or "DeadKernel" in text else "grading failed",
                              seconds=seconds, log=text)
         results = json.loads(results_path.read_text())
-        return RunResult("ok", scores_from_results(results), results, seconds, text)
+        return RunResult("ok", scores_from_results(results), results, seconds, text, messages_from_otter(results))

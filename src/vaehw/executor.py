@@ -1,0 +1,191 @@
+"""Grade one notebook in a process forked from a pre-imported server; recover from dead cells.
+
+The server (multiprocessing's forkserver, with torch, IPython and otter preloaded) forks one
+process per submission, which runs ``sandbox.run_submission`` in a fresh folder holding only the
+notebook and the data. This process only waits, enforces the wall-clock budget, and reads the
+JSON events the submission wrote. When a cell kills its process or hangs past the budget, the
+submission is run again without that cell, for the questions not yet graded, so that a crash
+after the answers costs nothing and a crash in the middle costs only what depends on it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import psutil
+
+from .questions import QUESTIONS, question_points
+from .results import gradescope_results, messages_from_cases
+from .runner import RunResult
+
+MAX_RESTARTS = 3
+FIRST_UID, UID_RANGE = 61000, 2000  # user ids with no account: one per run, so runs cannot touch each other
+
+
+def _context():
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the server: one thread per submission
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["vaehw.sandbox"])
+    return ctx
+
+
+class Executor:
+    """Grades notebooks against the tests of one autograder zip."""
+
+    def __init__(self, autograder_zip: Path, *, timeout: float = 180.0, cell_timeout: float = 60.0,
+                 question_timeout: float = 60.0, memory_mb: int = 2048):
+        self.timeout, self.cell_timeout, self.question_timeout, self.memory_mb = timeout, cell_timeout, question_timeout, memory_mb
+        self._private = Path(tempfile.mkdtemp(prefix="vaehw-grader-"))
+        os.chmod(self._private, 0o700)
+        self.tests_dir = self._private / "tests"
+        self.files_dir = self._private / "files"
+        with zipfile.ZipFile(autograder_zip) as zf:
+            for name in zf.namelist():
+                if (name.startswith("tests/") and name.endswith(".py")) or (name.startswith("files/") and not name.endswith("/")):
+                    target = self._private / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(zf.read(name))
+            config = json.loads(zf.read("otter_config.json"))
+        self.seed = config.get("seed")
+        self.points = question_points(autograder_zip)
+        self._ctx = _context()
+        self._uid_lock, self._uid_counter = threading.Lock(), 0
+        self.isolated_users = os.geteuid() == 0  # as on Gradescope: each run gets a user id of its own
+        self._expose = python_paths()
+
+    def _next_uid(self) -> int | None:
+        """A user id of its own for each run when we are root (as on Gradescope); None otherwise."""
+        if not self.isolated_users:
+            return None
+        with self._uid_lock:
+            self._uid_counter = (self._uid_counter + 1) % UID_RANGE
+            return FIRST_UID + self._uid_counter
+
+    def close(self) -> None:
+        shutil.rmtree(self._private, ignore_errors=True)
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def grade(self, notebook: bytes) -> RunResult:
+        """Grade one notebook; never raises for anything the notebook does."""
+        start = time.monotonic()
+        graded: dict[str, dict] = {}
+        skip: list[int] = []
+        problems: list[str] = []
+        for attempt in range(MAX_RESTARTS + 1):
+            todo = [q for q in QUESTIONS if q not in graded]
+            if not todo:
+                break
+            budget = self.timeout - (time.monotonic() - start)
+            if budget <= 1:
+                problems.append(f"timeout after {self.timeout:g} s")
+                break
+            events, ended = self._attempt(notebook, todo, skip, budget)
+            for e in events:
+                if e.get("event") == "question":
+                    graded[e["question"]] = e
+                elif e.get("event") == "cell_timeout":
+                    problems.append(f"cell {e['index']} timed out after {e['seconds']:g} s")
+            if any(e.get("event") == "done" for e in events):
+                break
+            cells = [e["index"] for e in events if e.get("event") == "cell"]
+            if not cells or cells[-1] in skip:
+                problems.append(ended)
+                break
+            problems.append(f"{ended} in cell {cells[-1]}")
+            skip.append(cells[-1])
+        scores, cases = {}, {}
+        for q, e in graded.items():
+            if "error" in e:
+                problems.append(f"{q}: {e['error']}")
+                scores[q], cases[q] = 0.0, []
+            else:
+                scores[q] = float(sum(c["points"] for c in e["cases"] if c["passed"]))
+                cases[q] = e["cases"]
+        status = "ok" if not problems else "; ".join(dict.fromkeys(problems))
+        return RunResult(status, scores, gradescope_results(cases, self.points, status), time.monotonic() - start,
+                         messages=messages_from_cases(cases))
+
+    def _attempt(self, notebook: bytes, questions: list[str], skip: list[int], budget: float) -> tuple[list[dict], str]:
+        """One run of the submission; returns its events and how it ended if it did not finish."""
+        with tempfile.TemporaryDirectory(prefix="vaehw-sub-") as work, tempfile.TemporaryDirectory(prefix="vaehw-ev-") as ev:
+            (Path(work) / "vae_hw.ipynb").write_bytes(notebook)
+            shutil.copytree(self.files_dir, work, dirs_exist_ok=True)
+            events_path = Path(ev) / "events.jsonl"
+            events_path.touch()
+            uid = self._next_uid()
+            if uid is not None:
+                os.chown(work, uid, uid)
+                os.chmod(work, 0o700)
+                for path in Path(work).rglob("*"):
+                    os.chown(path, uid, uid)
+            proc = self._ctx.Process(target=_entry, kwargs=dict(uid=uid, expose=self._expose, staging=str(self._private / "mnt"),
+                workdir=work, events_path=str(events_path), tests_dir=str(self.tests_dir), questions=questions,
+                skip_cells=skip, seed=self.seed, cell_timeout=min(self.cell_timeout, budget),
+                question_timeout=self.question_timeout, memory_mb=self.memory_mb))
+            proc.start()
+            proc.join(budget)
+            ended = "kernel died"
+            if proc.is_alive():
+                ended = f"timeout after {self.timeout:g} s"
+            _kill_session(proc.pid)
+            if uid is not None:
+                _kill_uid(uid)
+            proc.join()
+            events = []
+            for line in events_path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+            return events, ended
+
+
+def python_paths() -> list[str]:
+    """Folders a submission's process must be able to read: the interpreter, libraries, our package."""
+    import sysconfig
+
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parent}
+    paths |= {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    # Keep only the outermost of nested paths: mounting an outer folder brings the inner ones.
+    return sorted(str(p) for p in paths if not any(q != p and q in p.parents for q in paths))
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process of a submission's own user: nothing it started survives it."""
+    for p in psutil.process_iter(["uids"]):
+        try:
+            if p.info["uids"] and p.info["uids"].real == uid:
+                p.kill()
+        except psutil.Error:
+            continue
+
+
+def _entry(**kwargs) -> None:
+    from .sandbox import run_submission
+
+    run_submission(**kwargs)
+
+
+def _kill_session(pid: int) -> None:
+    """Kill the submission's process and everything in its session (it called setsid)."""
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.pid == pid or os.getsid(p.pid) == pid:
+                p.kill()
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue

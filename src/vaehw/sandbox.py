@@ -1,0 +1,256 @@
+"""The inside of one grading run: execute a submission's cells, then grade each question.
+
+Runs in a process forked from a pre-imported server (see ``executor``), so torch, IPython and
+otter are imported once per batch, not once per submission. Mirrors what ``otter run`` does:
+cells tagged ``otter_ignore`` are skipped, numpy and ``random`` are seeded before every cell,
+errors do not stop execution, and a question is graded where its ``grader.check`` cell runs
+(the rest after the last cell). Each question is graded in its own forked process with its own
+time budget, so a test that hangs or kills its process costs only that question.
+Progress is written as JSON lines to ``events``: the executor keeps every finished question
+even if this process dies later.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import random
+import resource
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import numpy
+import torch  # noqa: F401  (imported once in the server: the expensive part of starting a run)
+from IPython.core.interactiveshell import InteractiveShell
+from otter.test_files import ExceptionTestFile
+
+PR_SET_CHILD_SUBREAPER = 36
+IGNORE_TAG = "otter_ignore"
+
+
+class CellTimeout(BaseException):
+    """Raised in the cell that runs past its time budget (a BaseException: `except Exception` misses it)."""
+
+
+class _GradingNotebook:
+    """Stands in for ``otter.Notebook`` while grading: ``check`` marks a question as ready."""
+
+    ready: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def check(self, question, *args, **kwargs):
+        type(self).ready.append(str(question))
+
+    def __getattr__(self, name):  # export, check_all, to_pdf, ... do nothing while grading
+        return lambda *args, **kwargs: None
+
+
+def _emit(events, **record) -> None:
+    record["t"] = round(time.monotonic(), 3)
+    events.write(json.dumps(record) + "\n")
+    events.flush()
+
+
+def grade_question(tests_source: str, env: dict, timeout: float) -> dict:
+    """Run one question's test cases in a forked process; return its score and per-case results."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the grading process: whatever happens, it ends with os._exit
+        os.close(read_fd)
+        try:
+            test_file = ExceptionTestFile.from_string(tests_source)
+            cases = []
+            for tc in test_file.test_cases:
+                try:
+                    tc.body.call_func(env)
+                    passed, message = True, ""
+                except Exception as e:  # a failed assertion or an error in the student's code
+                    passed, message = False, f"{type(e).__name__}: {e}"
+                cases.append({"name": tc.body.test_func.__name__, "points": tc.points, "hidden": tc.hidden,
+                              "passed": passed, "message": message[:2000]})
+            payload = json.dumps({"cases": cases})
+        except BaseException as e:
+            payload = json.dumps({"error": f"{type(e).__name__}: {e}"[:2000]})
+        os.write(write_fd, payload.encode())
+        os._exit(0)
+    os.close(write_fd)
+    chunks, deadline, status = [], time.monotonic() + timeout, None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            status = f"timeout after {timeout:g} s"
+            break
+        ready, _, _ = select.select([read_fd], [], [], left)
+        if ready:
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.close(read_fd)
+    if status:
+        os.kill(pid, signal.SIGKILL)
+    _, wait_status = os.waitpid(pid, 0)
+    try:
+        result = json.loads(b"".join(chunks))
+    except ValueError:
+        died = os.WIFSIGNALED(wait_status) or os.waitstatus_to_exitcode(wait_status) != 0
+        result = {"error": status or ("the grading process died" if died else "no result")}
+    if status:
+        result = {"error": status}
+    return result
+
+
+def _run_cell(shell: InteractiveShell, source: str, timeout: float) -> bool:
+    """Run one cell; errors are the student's and do not stop grading. False if it timed out."""
+    timed_out = False
+
+    def on_alarm(signum, frame):
+        nonlocal timed_out
+        timed_out = True
+        raise CellTimeout(f"cell ran past {timeout:g} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        shell.run_cell(source, store_history=False, silent=False)
+    except CellTimeout:
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return not timed_out
+
+
+def _kill_adopted_children() -> None:
+    """Kill every process left behind (orphans were re-parented to us, the subreaper)."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    for child in psutil.Process().children():
+        try:
+            child.wait(1)
+        except psutil.Error:
+            pass
+
+
+CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND, MS_MOVE = 0x20000, 0x4000, 1 << 18, 0x1000, 0x2000
+
+
+def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: None if s is None else s.encode()
+    if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
+
+
+def _closed_ancestor(path: Path) -> Path | None:
+    """The highest folder above ``path`` that other users cannot enter (e.g. /root), if any."""
+    closed = [p for p in path.parents if not os.stat(p).st_mode & 0o001]
+    return closed[-1] if closed else None
+
+
+def expose_python(required: list[Path], staging: Path) -> None:
+    """In a private mount namespace, let other users reach the Python installation and nothing else.
+
+    A folder such as /root (mode 700) that holds the interpreter is covered by an empty tmpfs in
+    which only the required paths are mounted back; the rest of it stays out of sight.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
+    by_ancestor: dict[Path, list[Path]] = {}
+    for path in required:
+        ancestor = _closed_ancestor(path)
+        if ancestor is not None:
+            by_ancestor.setdefault(ancestor, []).append(path)
+    for n, (ancestor, paths) in enumerate(by_ancestor.items()):
+        held = []
+        for i, path in enumerate(paths):
+            hold = staging / f"{n}-{i}"
+            hold.mkdir(parents=True, exist_ok=True)
+            _mount(libc, str(path), str(hold), None, MS_BIND | MS_REC)
+            held.append((hold, path))
+        _mount(libc, "tmpfs", str(ancestor), "tmpfs", 0, "mode=0755,size=1m")
+        for hold, path in held:
+            path.mkdir(parents=True, exist_ok=True)
+            _mount(libc, str(hold), str(path), None, MS_MOVE)
+
+
+def _drop_privileges(uid: int, workdir: str) -> None:
+    """Become an unprivileged user of our own: no access to the grader's files or other submissions."""
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    os.environ.update(HOME=workdir, USER="student", IPYTHONDIR=f"{workdir}/.ipython", MPLCONFIGDIR=f"{workdir}/.matplotlib")
+
+
+def run_submission(*, workdir: str, events_path: str, tests_dir: str, questions: list[str], skip_cells: list[int],
+                   seed: int | None, cell_timeout: float, question_timeout: float, memory_mb: int,
+                   uid: int | None = None, expose: list[str] = (), staging: str = "") -> None:
+    """Entry point of the forked process for one submission (never returns normally)."""
+    events = open(events_path, "a", encoding="utf-8")
+    _emit(events, event="start")
+    os.setsid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    log = open(Path(workdir) / ".grading.log", "ab", buffering=0)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    os.chdir(workdir)
+    sys.path.insert(0, workdir)
+    os.environ["MPLBACKEND"] = "Agg"  # no display; plots are drawn and discarded
+    if memory_mb:
+        import psutil
+
+        limit = psutil.Process().memory_info().vms + memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    nb = nbformat.read(Path(workdir) / "vae_hw.ipynb", as_version=4)
+    tests = {q: (Path(tests_dir) / f"{q}.py").read_text(encoding="utf-8") for q in questions}
+    if uid is not None:
+        if expose:
+            expose_python([Path(p) for p in expose], Path(staging))
+        os.umask(0o077)
+        _drop_privileges(uid, workdir)
+
+    import otter
+
+    otter.Notebook = _GradingNotebook
+    shell = InteractiveShell.instance()
+    _emit(events, event="shell")
+    env = shell.user_ns
+    pending = list(questions)
+
+    def grade(q: str) -> None:
+        _emit(events, event="question", question=q, **grade_question(tests[q], env, question_timeout))
+        pending.remove(q)
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or index in skip_cells or IGNORE_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        _emit(events, event="cell", index=index)
+        if seed is not None and not cell.source.startswith("%%"):
+            numpy.random.seed(seed)
+            random.seed(seed)
+        _GradingNotebook.ready.clear()
+        if not _run_cell(shell, cell.source, cell_timeout):
+            _emit(events, event="cell_timeout", index=index, seconds=cell_timeout)
+        for q in list(_GradingNotebook.ready):
+            if q in pending:
+                grade(q)
+    for q in list(pending):
+        grade(q)
+    _emit(events, event="done")
+    events.close()
+    _kill_adopted_children()
+    os._exit(0)
