@@ -6,11 +6,34 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 from .errors import UsageError
 
 ZIP_NAME = "vae_hw-autograder.zip"
+
+
+# From otter's zip we keep the hidden tests, the data and the config (so `otter run -a` still works);
+# Gradescope runs our own run_autograder, set up by our own lean setup.sh.
+KEEP_FROM_OTTER = ("tests/", "files/", "otter_config.json")
+OURS = ("setup.sh", "run_autograder", "requirements.txt")
+
+
+def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path) -> None:
+    """Write the Gradescope zip: otter's tests and data, our runner and the vaehw package."""
+    package = Path(__file__).resolve().parent
+    with zipfile.ZipFile(otter_zip) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename.startswith(KEEP_FROM_OTTER):
+                dst.writestr(info, src.read(info))
+        for name in OURS:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if name != "requirements.txt" else 0o644) << 16
+            dst.writestr(info, (autograder_dir / name).read_bytes(), zipfile.ZIP_DEFLATED)
+        for path in sorted(package.iterdir()):
+            if path.suffix in (".py", ".json"):
+                dst.write(path, f"vaehw/{path.name}")
 
 
 def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, Path]:
@@ -38,7 +61,7 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         staged = Path(tmp) / "dist"
         shutil.copytree(out / "student", staged / "student")
         shutil.copytree(out / "autograder", staged / "autograder", ignore=shutil.ignore_patterns("*.zip"))
-        shutil.copy2(zips[0], staged / ZIP_NAME)  # the timestamped name becomes a stable one
+        repack_autograder(zips[0], staged / ZIP_NAME, autograder_dir=master.parent.parent / "autograder")
         shutil.copytree(solutions, staged / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy2(out / "autograder" / master.name, staged / "solutions" / master.name)
         # Replace the previous build only once the new one is complete.

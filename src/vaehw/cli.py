@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--memory-mb", type=int, default=2048, help="address-space cap per submission above the pre-imported libraries (default: 2048)")
     g.add_argument("--engine", choices=["fork", "otter"], default="fork",
                    help="fork: pre-imported worker forked per submission (default); otter: one `otter run` per submission")
+    gs = sub.add_parser("gradescope", help="grade the submission under ROOT/submission (what run_autograder runs)")
+    gs.add_argument("--root", type=Path, default=Path("/autograder"))
+    gc = sub.add_parser("gradescope-check", help="run the autograder zip on one submission as Gradescope would")
+    gc.add_argument("submission", type=Path)
+    gc.add_argument("-o", "--out", type=Path, required=True)
+    gc.add_argument("--autograder", type=Path, default=Path("dist/vae_hw-autograder.zip"))
     c = sub.add_parser("calibrate", help="held-out NELBO of the reference in the hidden training tests, over seeds")
     c.add_argument("--runs", type=int, default=20)
     c.add_argument("--dist", type=Path, default=Path("dist"))
@@ -61,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                                      engine=args.engine, memory_mb=args.memory_mb)
             print(format_table(rows))
             print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/")
+        elif args.command == "gradescope":
+            from .gradescope import run
+
+            return run(args.root)
+        elif args.command == "gradescope-check":
+            from .gradescope import check, summary
+
+            results = check(args.submission, autograder_zip=args.autograder, out=args.out)
+            print(summary(results), end="")
+            print(f"\nvalid results.json: {args.out / 'results.json'}   student-visible output: {args.out / 'stdout'}")
         elif args.command == "calibrate":
             from .calibrate import calibrate, format_report
 

@@ -42,6 +42,8 @@ def _context():
 class Executor:
     """Grades notebooks against the tests of one autograder zip."""
 
+    seed: int | None = None
+
     def __init__(self, autograder_zip: Path, *, timeout: float = 180.0, cell_timeout: float = 60.0,
                  question_timeout: float = 60.0, memory_mb: int = 2048):
         self.timeout, self.cell_timeout, self.question_timeout, self.memory_mb = timeout, cell_timeout, question_timeout, memory_mb
@@ -49,14 +51,14 @@ class Executor:
         os.chmod(self._private, 0o700)
         self.tests_dir = self._private / "tests"
         self.files_dir = self._private / "files"
-        with zipfile.ZipFile(autograder_zip) as zf:
-            for name in zf.namelist():
-                if (name.startswith("tests/") and name.endswith(".py")) or (name.startswith("files/") and not name.endswith("/")):
-                    target = self._private / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(zf.read(name))
-            config = json.loads(zf.read("otter_config.json"))
-        self.seed = config.get("seed")
+        for name, data in _autograder_files(Path(autograder_zip)):
+            if (name.startswith("tests/") and name.endswith(".py")) or name.startswith("files/"):
+                target = self._private / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            elif name == "otter_config.json":
+                self.seed = json.loads(data).get("seed")
+        self.files_dir.mkdir(exist_ok=True)
         self.points = question_points(autograder_zip)
         self._ctx = _context()
         self._uid_lock, self._uid_counter = threading.Lock(), 0
@@ -108,16 +110,17 @@ class Executor:
                 break
             problems.append(f"{ended} in cell {cells[-1]}")
             skip.append(cells[-1])
-        scores, cases = {}, {}
+        scores, cases, per_question = {}, {}, {}
         for q, e in graded.items():
             if "error" in e:
                 problems.append(f"{q}: {e['error']}")
-                scores[q], cases[q] = 0.0, []
+                scores[q], cases[q], per_question[q] = 0.0, [], e["error"]
             else:
                 scores[q] = float(sum(c["points"] for c in e["cases"] if c["passed"]))
                 cases[q] = e["cases"]
         status = "ok" if not problems else "; ".join(dict.fromkeys(problems))
-        return RunResult(status, scores, gradescope_results(cases, self.points, status), time.monotonic() - start,
+        results = gradescope_results(cases, self.points, status, per_question)
+        return RunResult(status, scores, results, time.monotonic() - start,
                          messages=messages_from_cases(cases))
 
     def _attempt(self, notebook: bytes, questions: list[str], skip: list[int], budget: float) -> tuple[list[dict], str]:
@@ -153,6 +156,19 @@ class Executor:
                 except ValueError:
                     continue
             return events, ended
+
+
+def _autograder_files(source: Path):
+    """(name, bytes) of every file of an autograder, given as its zip or as its unpacked folder."""
+    if source.is_dir():
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                yield path.relative_to(source).as_posix(), path.read_bytes()
+        return
+    with zipfile.ZipFile(source) as zf:
+        for name in zf.namelist():
+            if not name.endswith("/"):
+                yield name, zf.read(name)
 
 
 def python_paths() -> list[str]:

@@ -2,35 +2,62 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 from .questions import QUESTIONS
 
-# Public tests are visible at once; hidden ones once grades are published (students always see the total).
-PUBLIC, HIDDEN = "visible", "after_published"
+# Scores are visible at once, so that students see their total before grades are published
+# (Gradescope hides the total while any scored test is hidden). What the hidden tests found is
+# in a zero-point entry per question, shown once grades are published.
+VISIBLE, AFTER_PUBLISHED = "visible", "after_published"
 
 
-def _entry(name: str, cases: list[dict], visibility: str) -> dict:
+def _failed_lines(cases: list[dict]) -> str:
     failed = [c for c in cases if not c["passed"]]
-    output = "All tests passed." if not failed else "\n".join(f"{c['name']}: {c['message']}" for c in failed)
+    return "All tests passed." if not failed else "\n".join(f"{c['name']}: {c['message']}" for c in failed)
+
+
+def _scored(name: str, cases: list[dict], output: str) -> dict:
     return {"name": name, "score": float(sum(c["points"] for c in cases if c["passed"])),
-            "max_score": float(sum(c["points"] for c in cases)), "visibility": visibility, "output": output}
+            "max_score": float(sum(c["points"] for c in cases)), "visibility": VISIBLE, "output": output}
 
 
-def gradescope_results(cases: dict[str, list[dict]], points: dict[str, float], status: str) -> dict:
-    """Results in Gradescope's format: per question, a public entry and a hidden entry."""
+def gradescope_results(cases: dict[str, list[dict]], points: dict[str, float], status: str,
+                       problems: dict[str, str] | None = None) -> dict:
+    """Results in Gradescope's format: per question, public tests, hidden score, hidden details."""
+    problems = problems or {}
     tests = []
     for q in QUESTIONS:
         qcases = cases.get(q)
-        if not qcases:  # never graded: the whole question is lost, and says why
-            tests.append({"name": q, "score": 0.0, "max_score": points[q], "visibility": PUBLIC,
-                          "output": f"Not graded: {status}"})
+        if not qcases:  # never graded: the whole question is lost, and the student is told why
+            why = problems.get(q) or status
+            tests.append({"name": q, "score": 0.0, "max_score": points[q], "visibility": VISIBLE,
+                          "output": f"Not graded: {why}"})
             continue
-        for hidden, label, visibility in ((False, "public tests", PUBLIC), (True, "hidden tests", HIDDEN)):
-            part = [c for c in qcases if c["hidden"] == hidden]
-            if part:
-                tests.append(_entry(f"{q} ({label})", part, visibility))
-    score = sum(t["score"] for t in tests)
+        public = [c for c in qcases if not c["hidden"]]
+        hidden = [c for c in qcases if c["hidden"]]
+        if public:
+            tests.append(_scored(f"{q} public tests", public, _failed_lines(public)))
+        if hidden:
+            tests.append(_scored(f"{q} hidden tests", hidden, "What the hidden tests found is shown once grades are published."))
+            tests.append({"name": f"{q} hidden tests: details", "visibility": AFTER_PUBLISHED, "output": _failed_lines(hidden)})
+    score = sum(t.get("score", 0.0) for t in tests)
     output = "Graded." if status == "ok" else f"Graded with problems: {status}"
-    return {"score": score, "output": output, "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+    return {"score": score, "output": output, "visibility": VISIBLE, "stdout_visibility": "hidden", "tests": tests}
+
+
+def failure_results(message: str) -> dict:
+    """A valid results.json for a submission that could not be graded at all."""
+    return {"score": 0.0, "output": message, "visibility": VISIBLE, "stdout_visibility": "hidden", "tests": []}
+
+
+def validate_results(results: dict) -> None:
+    """Raise jsonschema.ValidationError unless ``results`` follows Gradescope's published format."""
+    import jsonschema
+
+    schema = json.loads(resources.files("vaehw").joinpath("gradescope_results.schema.json").read_text())
+    jsonschema.validate(results, schema)
 
 
 def messages_from_cases(cases: dict[str, list[dict]]) -> dict[str, list[str]]:

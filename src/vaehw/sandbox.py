@@ -152,38 +152,46 @@ def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int
         raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
 
 
-def _closed_ancestor(path: Path) -> Path | None:
-    """The highest folder above ``path`` that other users cannot enter (e.g. /root), if any."""
-    closed = [p for p in path.parents if not os.stat(p).st_mode & 0o001]
-    return closed[-1] if closed else None
+MS_RDONLY, MS_REMOUNT, MS_NOSUID, MS_NODEV = 1, 32, 2, 4
+SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 
 
-def expose_python(required: list[Path], staging: Path) -> None:
-    """In a private mount namespace, let other users reach the Python installation and nothing else.
+def enter_minimal_root(*, workdir: str, expose: list[str], staging: Path) -> None:
+    """Confine this process to a new root holding only the system, Python and its own folder.
 
-    A folder such as /root (mode 700) that holds the interpreter is covered by an empty tmpfs in
-    which only the required paths are mounted back; the rest of it stays out of sight.
+    In a private mount namespace, a tmpfs becomes the root directory; the system folders and the
+    Python installation are mounted into it read-only, the submission's folder read-write, and a
+    fresh /tmp and /proc are added. Nothing else exists there: no repository, no hidden tests,
+    no other submission, no home folders.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
     _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
-    by_ancestor: dict[Path, list[Path]] = {}
-    for path in required:
-        ancestor = _closed_ancestor(path)
-        if ancestor is not None:
-            by_ancestor.setdefault(ancestor, []).append(path)
-    for n, (ancestor, paths) in enumerate(by_ancestor.items()):
-        held = []
-        for i, path in enumerate(paths):
-            hold = staging / f"{n}-{i}"
-            hold.mkdir(parents=True, exist_ok=True)
-            _mount(libc, str(path), str(hold), None, MS_BIND | MS_REC)
-            held.append((hold, path))
-        _mount(libc, "tmpfs", str(ancestor), "tmpfs", 0, "mode=0755,size=1m")
-        for hold, path in held:
-            path.mkdir(parents=True, exist_ok=True)
-            _mount(libc, str(hold), str(path), None, MS_MOVE)
+    new_root = staging / f"root-{os.getpid()}"
+    new_root.mkdir(parents=True, exist_ok=True)
+    _mount(libc, "tmpfs", str(new_root), "tmpfs", MS_NOSUID, "mode=0755,size=64m")
+    for name in ("dev", "proc", "tmp"):  # before the binds: the submission's folder may live in /tmp
+        (new_root / name).mkdir()
+    _mount(libc, "/dev", str(new_root / "dev"), None, MS_BIND | MS_REC)
+    _mount(libc, "proc", str(new_root / "proc"), "proc", MS_NOSUID | MS_NODEV)
+    _mount(libc, "tmpfs", str(new_root / "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
+    inside_system = lambda p: any(p == d or p.startswith(d + "/") for d in SYSTEM_DIRS)
+    for source in [*SYSTEM_DIRS, *(p for p in expose if not inside_system(p)), workdir]:
+        src = Path(source)
+        target = new_root / src.relative_to("/")
+        if src.is_symlink():  # /bin -> usr/bin on merged-/usr systems
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(os.readlink(src))
+            continue
+        if not src.is_dir():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        _mount(libc, str(src), str(target), None, MS_BIND | MS_REC)
+        if source != workdir:
+            _mount(libc, None, str(target), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+    os.chroot(new_root)
+    os.chdir(workdir)
 
 
 def _drop_privileges(uid: int, workdir: str) -> None:
@@ -219,7 +227,7 @@ def run_submission(*, workdir: str, events_path: str, tests_dir: str, questions:
     tests = {q: (Path(tests_dir) / f"{q}.py").read_text(encoding="utf-8") for q in questions}
     if uid is not None:
         if expose:
-            expose_python([Path(p) for p in expose], Path(staging))
+            enter_minimal_root(workdir=workdir, expose=list(expose), staging=Path(staging))
         os.umask(0o077)
         _drop_privileges(uid, workdir)
 
