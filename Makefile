@@ -8,14 +8,15 @@ BUILT := dist/.built
 SUBMISSIONS ?=
 OUT ?= dist/grades
 JOBS ?=
+N ?= 40
 SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz autograder/requirements.txt $(wildcard src/vaehw/*.py) $(wildcard solutions/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help install assign grade test calibrate clean
+.PHONY: help install assign grade gradescope-check test bench calibrate clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: SUBMISSIONS=<dir> OUT=<dir> (make grade), JOBS=<n>"
+	@echo "  variables: SUBMISSIONS=<dir> OUT=<dir> (make grade), SUBMISSION=<file> (make gradescope-check), N=<n> (make bench), JOBS=<n>"
 
 install: $(STAMP) ## create .venv from the pinned requirements.txt
 $(STAMP): requirements.txt pyproject.toml
@@ -33,8 +34,15 @@ $(BUILT): $(STAMP) $(SOURCES)
 grade: $(BUILT) ## grade SUBMISSIONS=<dir> into OUT=<dir> (default: the known submissions in solutions/)
 	$(BIN)/python -m vaehw grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)",dist/known) -o "$(OUT)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SUBMISSIONS),,--force)
 
+gradescope-check: $(BUILT) ## run the autograder zip on SUBMISSION=<file> as Gradescope would, into OUT=<dir>
+	@test -n "$(SUBMISSION)" || { echo "usage: make gradescope-check SUBMISSION=<notebook or zip> OUT=<dir>" >&2; exit 2; }
+	$(BIN)/python -m vaehw gradescope-check "$(SUBMISSION)" -o "$(if $(filter dist/grades,$(OUT)),dist/gradescope-check,$(OUT))"
+
 test: $(BUILT) ## run the test suite (builds first)
 	$(BIN)/python -m pytest
+
+bench: $(BUILT) ## grade N (default 40) generated submissions with a serial `otter run` loop and with the grader; compare
+	$(BIN)/python -m vaehw bench --n $(N) $(if $(JOBS),--jobs $(JOBS))
 
 calibrate: $(BUILT) ## held-out NELBO of the reference in the hidden training tests over 20 seeds
 	$(BIN)/python -m vaehw calibrate --runs 20

@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--memory-mb", type=int, default=2048, help="address-space cap per submission above the pre-imported libraries (default: 2048)")
     g.add_argument("--engine", choices=["fork", "otter"], default="fork",
                    help="fork: pre-imported worker forked per submission (default); otter: one `otter run` per submission")
+    b = sub.add_parser("bench", help="grade N submissions with a serial `otter run` loop and with the fork engine; compare")
+    b.add_argument("--n", type=int, default=40, help="submissions generated from dist/known (default: 40)")
+    b.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="fork engine: submissions at once (default: all cores)")
+    b.add_argument("--dist", type=Path, default=Path("dist"))
+    b.add_argument("--out", type=Path, default=Path("dist/bench"), help="where the submissions and both runs' results go")
     gs = sub.add_parser("gradescope", help="grade the submission under ROOT/submission (what run_autograder runs)")
     gs.add_argument("--root", type=Path, default=Path("/autograder"))
     gc = sub.add_parser("gradescope-check", help="run the autograder zip on one submission as Gradescope would")
@@ -61,12 +66,21 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "grade":
             from .grade import grade_submissions
             from .gradebook import format_table
+            from .questions import question_points
+            from .report import summary_text, write_report
 
             rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
                                      timeout=args.timeout, force=args.force,
                                      engine=args.engine, memory_mb=args.memory_mb)
             print(format_table(rows))
-            print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/")
+            points = question_points(args.autograder)
+            report = write_report(rows, args.out, points)
+            print(f"\n{summary_text(rows, points)}")
+            print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/   report: {report}")
+        elif args.command == "bench":
+            from .bench import main as bench
+
+            return bench(n=args.n, jobs=args.jobs, dist=args.dist, out=args.out)
         elif args.command == "gradescope":
             from .gradescope import run
 

@@ -19,7 +19,7 @@ from .submissions import Ungradable, find_submissions, notebook_bytes
 ENGINES = ("fork", "otter")
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name)[:120] or "submission"
 
 
@@ -78,7 +78,7 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
             for future in as_completed(futures):
                 name = futures[future]
                 result = future.result()
-                folder = out / "feedback" / _safe_name(name)
+                folder = out / "feedback" / safe_name(name)
                 folder.mkdir(parents=True, exist_ok=True)
                 if result.results is not None:
                     (folder / "results.json").write_text(json.dumps(result.results, indent=2))

@@ -1,0 +1,126 @@
+"""The class report and the printed summary, on small synthetic gradebooks and results.json files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+from vaehw.failures import count_failed_checks, failed_checks
+from vaehw.grade import safe_name
+from vaehw.questions import QUESTIONS
+from vaehw.report import summary_text, write_report
+
+POINTS = {"q1c": 2.0, "q2b": 1.0, "q2c": 1.0, "q2d": 3.0, "q3b": 2.0, "q4b": 1.0, "q5b": 2.0, "q6a": 3.0, "q6b": 3.0}
+FULL = {q: f"{p:g}" for q, p in POINTS.items()}
+
+
+def _row(name: str, status: str = "ok", **scores: str) -> dict[str, str]:
+    row = {"submission": name, **FULL, **scores}
+    total = sum(float(row[q]) for q in QUESTIONS)
+    return {**row, "total": f"{total:g}", "possible": "18", "status": status}
+
+
+def _entry(name: str, output: str, score: float = 0.0) -> dict:
+    return {"name": name, "score": score, "max_score": 1.0, "visibility": "visible", "output": output}
+
+
+def _feedback(out, name: str, tests: list[dict]) -> None:
+    folder = out / "feedback" / safe_name(name)
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"score": 0, "tests": tests}))
+
+
+def _class(out) -> list[dict[str, str]]:
+    """Four submissions: full marks, two failing q3b's test_q3b_values, and one timed out."""
+    rows = [_row("alice.ipynb"), _row("bob.ipynb", q3b="0.5"), _row("carol.ipynb", q3b="0.5", q1c="0"),
+            _row("dave.ipynb", "timeout after 5 s", **{q: "0" for q in QUESTIONS})]
+    values = "test_q3b_values: AssertionError: check the factor 1/2"
+    _feedback(out, "alice.ipynb", [_entry("q3b (hidden tests)", "All tests passed.", 1.5)])
+    _feedback(out, "bob.ipynb", [_entry("q3b (hidden tests)", values)])
+    _feedback(out, "carol.ipynb", [_entry("q1c (public tests)", "test_q1c_public: TypeError: bad"),
+                                   _entry("q3b (hidden tests)", values + "\ntest_q3b_gradients: AssertionError: ")])
+    _feedback(out, "dave.ipynb", [_entry("q6b", "Not graded: timeout after 5 s")])
+    return rows
+
+
+def test_report_embeds_figures_and_has_the_expected_counts(tmp_path):
+    """Is report.html written, with PNG figures embedded, failing-check counts, pass rates and statuses?"""
+    path = write_report(_class(tmp_path), tmp_path, POINTS)
+    assert path == tmp_path / "report.html"
+    page = path.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
+    assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
+    assert "<tr><td>q3b</td><td>test_q3b_values</td><td>2</td><td>50%</td>" in page
+    assert "<tr><td>q3b</td><td>test_q3b_gradients</td><td>1</td>" in page
+    assert "<tr><td>q1c</td><td>test_q1c_public</td><td>1</td>" in page
+    assert "Not graded" not in page  # a question never graded is a status, not a failing check
+    assert "<tr><td>ok</td><td>3</td></tr>" in page and "<tr><td>timeout after 5 s</td><td>1</td></tr>" in page
+    # q1c: alice and bob have full marks (50%); q3b: only alice (25%); mean q3b = (2 + 0.5 + 0.5 + 0) / 4
+    assert "<tr><td>q1c</td><td>2</td><td>1.00</td><td>50%</td><td>50%</td></tr>" in page
+    assert "<tr><td>q3b</td><td>2</td><td>0.75</td><td>38%</td><td>25%</td></tr>" in page
+    assert '<tr class="problem"><td>dave.ipynb</td>' in page
+
+
+def test_student_text_is_escaped(tmp_path):
+    """Do a malicious file name and a malicious test message appear only as escaped text?"""
+    name = "<script>alert(1)</script>.ipynb"
+    rows = [_row(name, "kernel died <b>"), _row("x.ipynb")]
+    _feedback(tmp_path, name, [_entry("q2b (hidden tests)", 'test_q2b_name: NameError: <img src=x onerror="alert(2)">')])
+    page = write_report(rows, tmp_path, POINTS).read_text(encoding="utf-8")
+    assert "<script>" not in page and "<img src=x" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.ipynb" in page
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page and "kernel died &lt;b&gt;" in page
+
+
+def test_an_empty_gradebook_still_gives_a_page(tmp_path):
+    """Does a gradebook with no rows give a page and a one-line summary instead of an error?"""
+    assert "0 submissions" in write_report([], tmp_path, POINTS).read_text(encoding="utf-8")
+    assert summary_text([], POINTS) == "No submissions."
+
+
+def test_otter_run_output_is_understood():
+    """Are otter run's failed cases found (and its 'Public Tests' summary not counted twice)?"""
+    output = ("q3b results:\n    q3b - 1 result:\n        ✅ Test case passed\n\n    q3b - 2 result:\n"
+              "        ❌ Test case failed\n        Error at line 37 in test q3b:\n"
+              "                      assert not close(wrong), hint\n"
+              "        AssertionError: twice the expected value\n        second line of the message\n\n"
+              "    q3b - 3 result:\n        ❌ Test case failed\n        Error at line 55 in test q3b:\n"
+              "              assert ok, 'float32'\n        AssertionError: float32 inputs give wrong values")
+    results = {"tests": [{"name": "Public Tests", "visibility": "visible", "output": output, "status": "failed"},
+                         {"name": "q3b", "score": 0.5, "max_score": 2.0, "output": output},
+                         {"name": "q1c", "score": 2.0, "max_score": 2.0, "output": "q1c results: All test cases passed!"}]}
+    found = [(f.question, f.check, f.message) for f in failed_checks(results)]
+    assert found == [("q3b", "q3b - 2", "AssertionError: twice the expected value"),
+                     ("q3b", "q3b - 3", "AssertionError: float32 inputs give wrong values")]
+
+
+def test_unscored_detail_entries_are_read(tmp_path):
+    """Are failed hidden tests found in a zero-point details entry, and not in the scored entry's notice?"""
+    results = {"tests": [_entry("q3b hidden tests", "What the hidden tests found is shown once grades are published."),
+                         {"name": "q3b hidden tests: details", "visibility": "after_published",
+                          "output": "test_q3b_values: AssertionError: factor 1/2"}]}
+    assert [(f.question, f.check) for f in failed_checks(results)] == [("q3b", "test_q3b_values")]
+
+
+def test_continuation_lines_and_repeats_are_not_extra_checks(tmp_path):
+    """Is a multi-line message one failure, and a check failing twice in one submission counted once?"""
+    output = "test_a: AssertionError: shapes differ\nExpected: (3,)\nGot: (3, 1)\ntest_b: ValueError: bad"
+    assert [f.check for f in failed_checks({"tests": [_entry("q1c (hidden tests)", output)]})] == ["test_a", "test_b"]
+    _feedback(tmp_path, "a.ipynb", [_entry("q1c (public tests)", "test_a: AssertionError: x"),
+                                    _entry("q1c (hidden tests)", "test_a: AssertionError: y")])
+    counts = count_failed_checks([tmp_path / "feedback" / "a.ipynb", tmp_path / "feedback" / "missing"])
+    assert [(c.question, c.check, c.failures) for c in counts] == [("q1c", "test_a", 1)]
+
+
+def test_summary_fits_on_one_screen(tmp_path):
+    """Does the printed summary give class size, mean and median, each question's mean and rate, and statuses?"""
+    text = summary_text(_class(tmp_path), POINTS)
+    lines = text.splitlines()
+    assert len(lines) <= 24 and max(map(len, lines)) <= 100
+    # totals 18, 16.5, 14.5, 0: mean 12.25, median 15.5
+    assert lines[0].startswith("4 submissions") and "mean 12.25 / 18" in lines[0] and "median 15.5" in lines[0]
+    assert re.search(r"^q3b\s+2\s+0\.75\s+25%$", text, flags=re.M)
+    assert re.search(r"^q1c\s+2\s+1\.00\s+50%$", text, flags=re.M)
+    assert re.search(r"^\s+3  ok$", text, flags=re.M) and re.search(r"^\s+1  timeout after 5 s$", text, flags=re.M)
