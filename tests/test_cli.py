@@ -70,3 +70,14 @@ def test_help_lists_commands():
     """Does --help describe the commands without doing any work?"""
     proc = vaehw("--help")
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("assign", "known", "grade"))
+
+
+def test_docker_without_an_engine_is_one_line_and_exit_2(tmp_path, autograder_zip):
+    """Does --docker on a machine with no Docker engine say so in one line, with exit code 2?"""
+    from vaehw.docker import docker_available
+
+    if docker_available():
+        pytest.skip("a Docker engine answers here")
+    (tmp_path / "a.ipynb").write_text("{}")
+    proc = vaehw("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--docker", "--autograder", str(autograder_zip))
+    assert proc.returncode == 2 and "Docker engine" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

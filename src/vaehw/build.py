@@ -36,6 +36,22 @@ def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path) ->
                 dst.write(path, f"vaehw/{path.name}")
 
 
+OTTER_ZIP_NAME = "otter-autograder.zip"
+TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def otter_zip_with_cpu_torch(otter_zip: Path, target: Path) -> None:
+    """otter's own zip (its image, its runner), for `grade --docker`; torch from the CPU index."""
+    with zipfile.ZipFile(otter_zip) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "requirements.txt":
+                data = f"{TORCH_CPU_INDEX}\n".encode() + data
+            elif info.filename == "environment.yml":
+                data = data.replace(b"  - pip:\n", f"  - pip:\n      - {TORCH_CPU_INDEX}\n".encode(), 1)
+            dst.writestr(info, data)
+
+
 def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, Path]:
     """Build the student notebook, autograder notebook and zip, and solutions into ``dist``.
 
@@ -62,6 +78,7 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         shutil.copytree(out / "student", staged / "student")
         shutil.copytree(out / "autograder", staged / "autograder", ignore=shutil.ignore_patterns("*.zip"))
         repack_autograder(zips[0], staged / ZIP_NAME, autograder_dir=master.parent.parent / "autograder")
+        otter_zip_with_cpu_torch(zips[0], staged / "autograder" / OTTER_ZIP_NAME)
         shutil.copytree(solutions, staged / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy2(out / "autograder" / master.name, staged / "solutions" / master.name)
         # Replace the previous build only once the new one is complete.

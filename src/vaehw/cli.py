@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--memory-mb", type=int, default=2048, help="address-space cap per submission above the pre-imported libraries (default: 2048)")
     g.add_argument("--engine", choices=["fork", "otter"], default="fork",
                    help="fork: pre-imported worker forked per submission (default); otter: one `otter run` per submission")
+    g.add_argument("--docker", action="store_true", help="delegate to otter's `otter grade` (needs a running Docker engine)")
     b = sub.add_parser("bench", help="grade N submissions with a serial `otter run` loop and with the fork engine; compare")
     b.add_argument("--n", type=int, default=40, help="submissions generated from dist/known (default: 40)")
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="fork engine: submissions at once (default: all cores)")
@@ -69,9 +70,15 @@ def main(argv: list[str] | None = None) -> int:
             from .questions import question_points
             from .report import summary_text, write_report
 
-            rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
-                                     timeout=args.timeout, force=args.force,
-                                     engine=args.engine, memory_mb=args.memory_mb)
+            if args.docker:
+                from .docker import grade_with_docker
+
+                otter_zip = args.autograder.parent / "autograder" / "otter-autograder.zip"
+                rows = grade_with_docker(args.paths, out=args.out, otter_zip=otter_zip, jobs=args.jobs, timeout=args.timeout)
+            else:
+                rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
+                                         timeout=args.timeout, force=args.force,
+                                         engine=args.engine, memory_mb=args.memory_mb)
             print(format_table(rows))
             points = question_points(args.autograder)
             report = write_report(rows, args.out, points)
