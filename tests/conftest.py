@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -42,12 +43,19 @@ def known(dist: Path, points, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def graded_known(known, autograder_zip: Path, tmp_path_factory) -> dict[str, dict[str, str]]:
-    """Every known submission graded through the real autograder zip (otter run), in parallel."""
+def graded_known_dir(known, autograder_zip: Path, tmp_path_factory) -> Path:
+    """The output folder of grading every known submission with make grade's runner, in parallel."""
     out = tmp_path_factory.mktemp("graded-known")
-    rows = grade_submissions([k.path for k in known], out=out, autograder_zip=autograder_zip,
-                             jobs=os.cpu_count() or 2, timeout=600, progress=None)
-    return {row["submission"]: row for row in rows}
+    grade_submissions([k.path for k in known], out=out, autograder_zip=autograder_zip,
+                      jobs=os.cpu_count() or 2, timeout=600, progress=None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def graded_known(graded_known_dir: Path) -> dict[str, dict[str, str]]:
+    """Every known submission's gradebook row, by file name."""
+    with open(graded_known_dir / "gradebook.csv", newline="", encoding="utf-8") as f:
+        return {row["submission"]: row for row in csv.DictReader(f)}
 
 
 @pytest.fixture(scope="session")

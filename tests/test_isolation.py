@@ -159,3 +159,16 @@ def test_interrupted_run_loses_no_row(dist, tmp_path):
     with open(book, newline="") as f:
         rows = [r["submission"] for r in csv.DictReader(f)]
     assert sorted(rows) == sorted(f"{n}.ipynb" for n in names)
+
+
+def test_concurrent_graders_never_share_a_user_id(autograder_zip):
+    """Do two graders running at once (say, two TAs' batches) always get different user ids?"""
+    if os.geteuid() != 0:
+        pytest.skip("separate user ids need root")
+    with Executor(autograder_zip) as a, Executor(autograder_zip) as b:
+        claims = [a._claim_uid(), b._claim_uid(), a._claim_uid(), b._claim_uid()]
+        try:
+            assert len({uid for uid, _ in claims}) == 4
+        finally:
+            for claim in claims:
+                Executor._release_uid(claim)

@@ -10,6 +10,7 @@ after the answers costs nothing and a crash in the middle costs only what depend
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import os
@@ -29,6 +30,7 @@ from .runner import RunResult
 
 MAX_RESTARTS = 3
 FIRST_UID, UID_RANGE = 61000, 2000  # user ids with no account: one per run, so runs cannot touch each other
+UID_LOCKS = Path("/run/vaehw-uids")  # root-only: which ids running graders hold
 
 
 def _context():
@@ -65,13 +67,34 @@ class Executor:
         self.isolated_users = os.geteuid() == 0  # as on Gradescope: each run gets a user id of its own
         self._expose = python_paths()
 
-    def _next_uid(self) -> int | None:
-        """A user id of its own for each run when we are root (as on Gradescope); None otherwise."""
+    def _claim_uid(self) -> tuple[int, int] | None:
+        """A user id no other run holds, in this or any other grading process, with its lock (root only).
+
+        The lock (an flock on a root-only file) is held until ``_release_uid``; a crashed grader's
+        locks vanish with it, so an id is never lost for good.
+        """
         if not self.isolated_users:
             return None
+        UID_LOCKS.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self._uid_lock:
-            self._uid_counter = (self._uid_counter + 1) % UID_RANGE
-            return FIRST_UID + self._uid_counter
+            for i in range(UID_RANGE):
+                uid = FIRST_UID + (self._uid_counter + i) % UID_RANGE
+                fd = os.open(UID_LOCKS / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    continue
+                self._uid_counter = (uid - FIRST_UID + 1) % UID_RANGE
+                _kill_uid(uid)  # nothing may be left of an earlier holder
+                return uid, fd
+        raise RuntimeError("no free user id for a submission")
+
+    @staticmethod
+    def _release_uid(claim: tuple[int, int] | None) -> None:
+        if claim is not None:
+            _kill_uid(claim[0])
+            os.close(claim[1])
 
     def close(self) -> None:
         shutil.rmtree(self._private, ignore_errors=True)
@@ -130,7 +153,8 @@ class Executor:
             shutil.copytree(self.files_dir, work, dirs_exist_ok=True)
             events_path = Path(ev) / "events.jsonl"
             events_path.touch()
-            uid = self._next_uid()
+            claim = self._claim_uid()
+            uid = claim[0] if claim else None
             if uid is not None:
                 os.chown(work, uid, uid)
                 os.chmod(work, 0o700)
@@ -146,8 +170,7 @@ class Executor:
             if proc.is_alive():
                 ended = f"timeout after {self.timeout:g} s"
             _kill_session(proc.pid)
-            if uid is not None:
-                _kill_uid(uid)
+            self._release_uid(claim)
             proc.join()
             events = []
             for line in events_path.read_text(encoding="utf-8", errors="replace").splitlines():

@@ -26,6 +26,7 @@ class KnownSubmission:
     about: str
     path: Path
     expected: dict[str, float]  # question -> points
+    message: str = ""  # a distinctive part of the feedback the mistake must get, if any
 
 
 def _defines(node: ast.stmt, name: str) -> bool:
@@ -83,5 +84,5 @@ def materialise_known(*, spec: Path, dist: Path, points: dict[str, float]) -> li
         if unknown:
             raise UsageError(f"{spec}: entry {name!r} expects scores for unknown questions {sorted(unknown)}")
         expected.update({q: float(v) for q, v in (entry.get("expected") or {}).items()})
-        known.append(KnownSubmission(name, entry.get("about", ""), path, expected))
+        known.append(KnownSubmission(name, entry.get("about", ""), path, expected, entry.get("message", "")))
     return known
