@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SOURCE="${AUTOGRADER_ROOT:-/autograder}/source"
-TORCH_INDEX="${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
+TORCH_INDEX="${TORCH_INDEX-https://download.pytorch.org/whl/cpu}"  # "" skips it
 
 apt-get update
 if ! apt-cache show python3.11-venv >/dev/null 2>&1; then

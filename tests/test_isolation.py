@@ -172,3 +172,13 @@ def test_concurrent_graders_never_share_a_user_id(autograder_zip):
         finally:
             for claim in claims:
                 Executor._release_uid(claim)
+
+
+def test_without_a_mount_namespace_grading_still_works_and_warns(autograder_zip, full_credit, points, capfd):
+    """Where the host forbids a mount namespace (Docker without CAP_SYS_ADMIN), is the notebook still graded, with a warning?"""
+    if os.geteuid() != 0:
+        pytest.skip("confinement is only attempted as root")
+    with Executor(autograder_zip, minimal_root=False) as ex:
+        result = ex.grade(nbformat.writes(full_credit).encode())
+    assert result.scores == points and result.status == "ok"
+    assert "reduced isolation" in capfd.readouterr().err

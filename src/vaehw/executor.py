@@ -47,7 +47,7 @@ class Executor:
     seed: int | None = None
 
     def __init__(self, autograder_zip: Path, *, timeout: float = 180.0, cell_timeout: float = 60.0,
-                 question_timeout: float = 60.0, memory_mb: int = 2048):
+                 question_timeout: float = 60.0, memory_mb: int = 2048, minimal_root: bool = True):
         self.timeout, self.cell_timeout, self.question_timeout, self.memory_mb = timeout, cell_timeout, question_timeout, memory_mb
         self._private = Path(tempfile.mkdtemp(prefix="vaehw-grader-"))
         os.chmod(self._private, 0o700)
@@ -64,8 +64,9 @@ class Executor:
         self.points = question_points(autograder_zip)
         self._ctx = _context()
         self._uid_lock, self._uid_counter = threading.Lock(), 0
+        self._warned = False
         self.isolated_users = os.geteuid() == 0  # as on Gradescope: each run gets a user id of its own
-        self._expose = python_paths()
+        self._expose = python_paths() if minimal_root else []
 
     def _claim_uid(self) -> tuple[int, int] | None:
         """A user id no other run holds, in this or any other grading process, with its lock (root only).
@@ -178,6 +179,13 @@ class Executor:
                     events.append(json.loads(line))
                 except ValueError:
                     continue
+            if not any(e.get("event") == "cell" for e in events):  # died before any student code: our fault
+                ended = "grader error: " + _last_line(Path(work) / ".grading.log")
+            for e in events:
+                if e.get("event") == "isolation" and not self._warned:
+                    self._warned = True
+                    print(f"vaehw: warning: submissions run with reduced isolation ({e['level']}): {e['reason']}",
+                          file=sys.stderr)
             return events, ended
 
 
@@ -202,6 +210,14 @@ def python_paths() -> list[str]:
     paths |= {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     # Keep only the outermost of nested paths: mounting an outer folder brings the inner ones.
     return sorted(str(p) for p in paths if not any(q != p and q in p.parents for q in paths))
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "no output"
 
 
 def _kill_uid(uid: int) -> None:
