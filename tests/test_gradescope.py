@@ -11,24 +11,15 @@ import pytest
 
 from vaehw.gradescope import check
 from vaehw.known import replace_definition
-from vaehw.results import validate_results
+from vaehw.results import question_scores, validate_results
 
 pytestmark = pytest.mark.slow
-
-
-def _scores(results: dict) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for t in results["tests"]:
-        if "score" in t:
-            q = t["name"].split()[0]
-            totals[q] = totals.get(q, 0.0) + t["score"]
-    return totals
 
 
 def test_full_credit_and_blank(dist, autograder_zip, points, tmp_path):
     """Through the zip's run_autograder, does full credit get every point and the blank notebook none?"""
     full = check(dist / "known" / "full-credit.ipynb", autograder_zip=autograder_zip, out=tmp_path / "full")
-    assert full["score"] == sum(points.values()) and _scores(full) == points
+    assert full["score"] == sum(points.values()) and question_scores(full) == points
     assert (tmp_path / "full" / "stdout").read_text().strip()
     blank = check(dist / "known" / "blank.ipynb", autograder_zip=autograder_zip, out=tmp_path / "blank")
     assert blank["score"] == 0
@@ -82,7 +73,7 @@ def test_a_hanging_and_a_crashing_question_are_named(dist, autograder_zip, point
     by_name = {t["name"]: t for t in results["tests"]}
     assert by_name["q5b"]["score"] == 0 and "timeout" in by_name["q5b"]["output"]
     assert by_name["q6b"]["score"] == 0 and "died" in by_name["q6b"]["output"]
-    scores = _scores(results)
+    scores = question_scores(results)
     for q in ("q1c", "q2b", "q2c", "q2d", "q3b", "q4b"):
         assert scores[q] == points[q], q
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from vaehw.results import question_scores
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.image,
@@ -190,15 +192,6 @@ def _unzip(autograder_zip: Path, target: Path) -> None:
                 path.chmod(mode)
 
 
-def _scores(results: dict) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for t in results["tests"]:
-        if "score" in t:
-            q = t["name"].split()[0]
-            totals[q] = totals.get(q, 0.0) + t["score"]
-    return totals
-
-
 def test_setup_sh_builds_an_image_that_grades(dist, autograder_zip, points, tmp_path):
     """On a bare Debian 12, does the zip's setup.sh install everything, and does its run_autograder then give
     the full-credit notebook every point and the blank notebook none?"""
@@ -261,7 +254,7 @@ def test_setup_sh_builds_an_image_that_grades(dist, autograder_zip, points, tmp_
                  f"in {seconds:.0f} s (exit {code})")
             assert results["score"] == expected[name], f"{name}: {results.get('output', '')}\n{_tail(log)}"
             if name == "full-credit":
-                assert _scores(results) == points, results.get("output", "")
+                assert question_scores(results) == points, results.get("output", "")
     finally:
         left = _unmount_all(root)
         if not left and not os.environ.get("VAEHW_KEEP_IMAGE"):

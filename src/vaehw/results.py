@@ -60,6 +60,16 @@ def validate_results(results: dict) -> None:
     jsonschema.validate(results, schema)
 
 
+def question_scores(results: dict) -> dict[str, float]:
+    """Per-question points of a results.json written by gradescope_results (entries named "q3b ...")."""
+    totals: dict[str, float] = {}
+    for t in results.get("tests", []):
+        if "score" in t:
+            q = t["name"].split()[0]
+            totals[q] = totals.get(q, 0.0) + t["score"]
+    return totals
+
+
 def messages_from_cases(cases: dict[str, list[dict]]) -> dict[str, list[str]]:
     """Per question, one line per failed test case: its name and its message."""
     return {q: [f"{c['name']} ({'hidden' if c['hidden'] else 'public'}): {c['message']}" for c in cs if not c["passed"]]
