@@ -84,5 +84,5 @@ def materialise_known(*, spec: Path, dist: Path, points: dict[str, float]) -> li
         if unknown:
             raise UsageError(f"{spec}: entry {name!r} expects scores for unknown questions {sorted(unknown)}")
         expected.update({q: float(v) for q, v in (entry.get("expected") or {}).items()})
-        known.append(KnownSubmission(name, entry.get("about", ""), path, expected, entry.get("message", "")))
+        known.append(KnownSubmission(name, entry.get("about", ""), path, expected, str(entry.get("message") or "")))
     return known
