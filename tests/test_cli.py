@@ -38,6 +38,9 @@ def test_invalid_jobs_and_missing_zip_exit_2(tmp_path, autograder_zip):
     assert proc.returncode == 2 and "--jobs" in proc.stderr and "Traceback" not in proc.stderr
     proc = vaehw("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--autograder", str(tmp_path / "nope.zip"))
     assert proc.returncode == 2 and "autograder zip not found" in proc.stderr
+    (tmp_path / "broken-autograder.zip").write_bytes(b"PK\x03\x04 truncated")
+    proc = vaehw("grade", str(tmp_path / "a.ipynb"), "-o", str(tmp_path / "out"), "--autograder", str(tmp_path / "broken-autograder.zip"))
+    assert proc.returncode == 2 and "not a readable autograder zip" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip):
@@ -50,6 +53,7 @@ def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip):
     (subs / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
     with zipfile.ZipFile(subs / "no-notebook.zip", "w") as zf:
         zf.writestr("answers.txt", "42")
+    (subs / "defines nothing.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     proc = vaehw("grade", str(subs), "-o", str(tmp_path / "out"), "--autograder", str(autograder_zip))
     assert proc.returncode == 0, proc.stderr
     with open(tmp_path / "out" / "gradebook.csv", newline="") as f:
@@ -60,6 +64,7 @@ def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip):
         "nested dir ü/not a notebook.ipynb": "not a notebook",
         "broken.zip": "unreadable zip",
         "no-notebook.zip": "no notebook in zip",
+        "defines nothing.ipynb": "ok",
     }
     for row in rows.values():
         assert row["total"] == "0" and all(row[q] == "0" for q in QUESTIONS) and row["possible"] == "18"

@@ -6,6 +6,7 @@ import json
 import re
 import sys
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
@@ -65,7 +66,10 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     submissions = find_submissions(paths)
-    points = question_points(autograder_zip)
+    try:
+        points = question_points(autograder_zip)
+    except (zipfile.BadZipFile, KeyError, AttributeError, OSError):
+        raise UsageError(f"not a readable autograder zip: {autograder_zip}") from None
     possible = sum(points.values())
     out.mkdir(parents=True, exist_ok=True)
     book = Gradebook(out / "gradebook.csv", force=force)

@@ -27,6 +27,7 @@ import nbformat
 import numpy
 import torch  # noqa: F401  (imported once in the server: the expensive part of starting a run)
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
 from otter.test_files import ExceptionTestFile
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -268,7 +269,11 @@ def run_submission(*, workdir: str, events_path: str, tests_dir: str, questions:
     import otter
 
     otter.Notebook = _GradingNotebook
-    shell = InteractiveShell.instance()
+    # No history: its saving thread could hold a lock at the moment a question's process is
+    # forked, and that process would then wait on the lock forever.
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
     _emit(events, event="shell")
     env = shell.user_ns
     pending = list(questions)
