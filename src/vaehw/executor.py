@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import sys
@@ -37,6 +38,9 @@ def _context():
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the server: one thread per submission
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     ctx = multiprocessing.get_context("forkserver")
+    server = multiprocessing.forkserver._forkserver
+    if server._forkserver_pid is not None and "vaehw.sandbox" not in (server._preload_modules or []):
+        server._stop()  # a server someone else started has neither our preloads nor our environment
     ctx.set_forkserver_preload(["vaehw.sandbox"])
     return ctx
 
@@ -231,6 +235,10 @@ def _kill_uid(uid: int) -> None:
 
 
 def _entry(**kwargs) -> None:
+    # One OpenMP thread, set before torch is first imported here (if the server did not preload it):
+    # a question is graded in a process forked from this one, and a fork taken while an OpenMP
+    # worker thread exists can leave the forked process waiting on that thread forever.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     from .sandbox import run_submission
 
     run_submission(**kwargs)

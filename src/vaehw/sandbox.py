@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import numpy
-import torch  # noqa: F401  (imported once in the server: the expensive part of starting a run)
+import torch  # imported once in the server: the expensive part of starting a run
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 from otter.test_files import ExceptionTestFile
@@ -244,6 +244,7 @@ def run_submission(*, workdir: str, events_path: str, tests_dir: str, questions:
                    seed: int | None, cell_timeout: float, question_timeout: float, memory_mb: int,
                    uid: int | None = None, expose: list[str] = (), staging: str = "") -> None:
     """Entry point of the forked process for one submission (never returns normally)."""
+    torch.set_num_threads(1)  # no OpenMP worker threads: questions are graded in forked processes
     events = open(events_path, "a", encoding="utf-8")
     _emit(events, event="start")
     os.setsid()
