@@ -95,7 +95,7 @@ def run_otter_loop(submissions: list[Path], autograder_zip: Path, out: Path) -> 
             folder = out / nb.stem
             folder.mkdir(parents=True)
             t = time.monotonic()
-            cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(folder),
+            cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(folder.resolve()),
                    str(nb.resolve())]
             with open(folder / "otter.log", "wb") as log:
                 proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
