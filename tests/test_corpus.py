@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from vaehw.known import top_level_nodes
 from vaehw.questions import QUESTIONS
 
 BASES = ("full-credit", "blank")
@@ -35,18 +36,11 @@ def _question(k) -> str:
 def _definitions(path: Path) -> dict[str, str]:
     """Top-level functions, classes and assignments of a notebook's code cells: name -> normalised source."""
     found: dict[str, str] = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                found[node.name] = ast.unparse(node)
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                found[node.targets[0].id] = ast.unparse(node)
+    for _, node in top_level_nodes(nbformat.read(path, as_version=4)):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found[node.name] = ast.unparse(node)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = ast.unparse(node)
     return found
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from vaehw.known import top_level_nodes
 from vaehw.questions import QUESTIONS
 
 pytestmark = pytest.mark.slow
@@ -34,21 +35,13 @@ def _definitions(notebook: Path) -> dict[str, str]:
     """Top-level functions, classes and answer assignments of a notebook: name -> normalised source."""
     import nbformat
 
-    nb = nbformat.read(notebook, as_version=4)
     found: dict[str, str] = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code" or "otter_ignore" in cell.metadata.get("tags", []):
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                found[node.name] = ast.unparse(node)
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                if node.targets[0].id.endswith("_answer"):
-                    found[node.targets[0].id] = ast.unparse(node)
+    for _, node in top_level_nodes(nbformat.read(notebook, as_version=4), skip_ignored=True):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found[node.name] = ast.unparse(node)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id.endswith("_answer"):
+                found[node.targets[0].id] = ast.unparse(node)
     return found
 
 

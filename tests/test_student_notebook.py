@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from vaehw.grade import grade_submissions
-from vaehw.known import replace_definition
+from vaehw.known import replace_definition, top_level_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +22,10 @@ ANSWERS = ["kl_divergence", "q2b_answer", "q2c_answer", "elbo", "kl_normal_stand
 def solution_definitions(autograder_nb: nbformat.NotebookNode) -> dict[str, str]:
     """The source of each answer's top-level definition in the full-credit notebook."""
     found = {}
-    for cell in autograder_nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for node in ast.parse(cell.source).body:
-            names = [getattr(node, "name", None)] + [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
-            for name in set(names) & set(ANSWERS):
-                found[name] = ast.get_source_segment(cell.source, node)
+    for cell, node in top_level_nodes(autograder_nb):
+        names = [getattr(node, "name", None)] + [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        for name in set(names) & set(ANSWERS):
+            found[name] = ast.get_source_segment(cell.source, node)
     return found
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nbformat
 
+from .known import top_level_nodes
+
 TESTS = {"q6a": "test_q6a_learns", "q6b": "test_q6b_learns"}
 COMPARISON = re.compile(r"held_out < ([0-9.]+)")
 
@@ -35,13 +37,10 @@ class _Recorder:
 def reference_namespace(autograder_notebook: Path) -> dict:
     """Execute the definitions (imports, functions, classes) of the full-credit notebook."""
     nb = nbformat.read(autograder_notebook, as_version=4)
+    kinds = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+    keep = [node for _, node in top_level_nodes(nb, skip_ignored=True) if isinstance(node, kinds)]
     env: dict = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code" or "otter_ignore" in cell.metadata.get("tags", []):
-            continue
-        tree = ast.parse(cell.source)
-        keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
-        exec(compile(ast.Module(keep, type_ignores=[]), "<reference>", "exec"), env)
+    exec(compile(ast.Module(keep, type_ignores=[]), "<reference>", "exec"), env)
     return env
 
 

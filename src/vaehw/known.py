@@ -38,21 +38,29 @@ def _defines(node: ast.stmt, name: str) -> bool:
     return False
 
 
-def replace_definition(nb: nbformat.NotebookNode, name: str, code: str) -> None:
-    """Replace the top-level definition of ``name`` in the notebook's code cells by ``code``."""
+def top_level_nodes(nb: nbformat.NotebookNode, *, skip_ignored: bool = False):
+    """(cell, statement) for every top-level statement of the code cells that parse."""
     for cell in nb.cells:
         if cell.cell_type != "code":
+            continue
+        if skip_ignored and "otter_ignore" in cell.get("metadata", {}).get("tags", []):
             continue
         try:
             tree = ast.parse(cell.source)
         except SyntaxError:
             continue
         for node in tree.body:
-            if _defines(node, name):
-                lines = cell.source.split("\n")
-                new = textwrap.dedent(code).rstrip("\n").split("\n")
-                cell.source = "\n".join(lines[: node.lineno - 1] + new + lines[node.end_lineno :])
-                return
+            yield cell, node
+
+
+def replace_definition(nb: nbformat.NotebookNode, name: str, code: str) -> None:
+    """Replace the top-level definition of ``name`` in the notebook's code cells by ``code``."""
+    for cell, node in top_level_nodes(nb):
+        if _defines(node, name):
+            lines = cell.source.split("\n")
+            new = textwrap.dedent(code).rstrip("\n").split("\n")
+            cell.source = "\n".join(lines[: node.lineno - 1] + new + lines[node.end_lineno :])
+            return
     raise UsageError(f"no top-level definition of {name!r} in the base notebook")
 
 

@@ -144,7 +144,7 @@ def _kill_adopted_children() -> None:
             pass
 
 
-CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND, MS_MOVE = 0x20000, 0x4000, 1 << 18, 0x1000, 0x2000
+CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x4000, 1 << 18, 0x1000
 
 
 def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
