@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--solutions", type=Path, default=Path("solutions"))
     k = sub.add_parser("known", help="write the known submissions of solutions/ to dist/known/")
     k.add_argument("--spec", type=Path, default=Path("solutions/known_submissions.yaml"))
+    k.add_argument("--tamper", type=Path, default=Path("solutions/tamper_submissions.yaml"),
+                   help="attacks on the grader, written to dist/tamper/ (default: %(default)s)")
     k.add_argument("--dist", type=Path, default=Path("dist"))
     g = sub.add_parser("grade", help="grade .ipynb/.zip submissions into a gradebook")
     g.add_argument("paths", type=Path, nargs="+", help="submission files or folders (searched recursively)")
@@ -64,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             points = question_points(args.dist / "vae_hw-autograder.zip")
             for k in materialise_known(spec=args.spec, dist=args.dist, points=points):
                 print(k.path)
+            if args.tamper:
+                for k in materialise_known(spec=args.tamper, dist=args.dist, points=points, baselines=args.spec, folder="tamper"):
+                    print(k.path)
         elif args.command == "grade":
             from .grade import grade_submissions
             from .gradebook import format_table

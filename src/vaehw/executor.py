@@ -41,7 +41,7 @@ def _context():
     server = multiprocessing.forkserver._forkserver
     if server._forkserver_pid is not None and "vaehw.sandbox" not in (server._preload_modules or []):
         server._stop()  # a server someone else started has neither our preloads nor our environment
-    ctx.set_forkserver_preload(["vaehw.sandbox"])
+    ctx.set_forkserver_preload(["vaehw.sandbox", "otter.test_files"])
     return ctx
 
 
@@ -65,6 +65,7 @@ class Executor:
             elif name == "otter_config.json":
                 self.seed = json.loads(data).get("seed")
         self.files_dir.mkdir(exist_ok=True)
+        self.tests = {path.stem: path.read_text(encoding="utf-8") for path in sorted(self.tests_dir.glob("*.py"))}
         self.points = question_points(autograder_zip)
         self._ctx = _context()
         self._uid_lock, self._uid_counter = threading.Lock(), 0
@@ -152,12 +153,11 @@ class Executor:
                          messages=messages_from_cases(cases))
 
     def _attempt(self, notebook: bytes, questions: list[str], skip: list[int], budget: float) -> tuple[list[dict], str]:
-        """One run of the submission; returns its events and how it ended if it did not finish."""
-        with tempfile.TemporaryDirectory(prefix="vaehw-sub-") as work, tempfile.TemporaryDirectory(prefix="vaehw-ev-") as ev:
+        """One run of the submission; returns the verdict process's reports and how the run ended if it did not finish."""
+        deadline = time.monotonic() + budget
+        with tempfile.TemporaryDirectory(prefix="vaehw-sub-") as work:
             (Path(work) / "vae_hw.ipynb").write_bytes(notebook)
             shutil.copytree(self.files_dir, work, dirs_exist_ok=True)
-            events_path = Path(ev) / "events.jsonl"
-            events_path.touch()
             claim = self._claim_uid()
             uid = claim[0] if claim else None
             if uid is not None:
@@ -165,25 +165,40 @@ class Executor:
                 os.chmod(work, 0o700)
                 for path in Path(work).rglob("*"):
                     os.chown(path, uid, uid)
-            proc = self._ctx.Process(target=_entry, kwargs=dict(uid=uid, expose=self._expose, staging=str(self._private / "mnt"),
-                workdir=work, events_path=str(events_path), tests_dir=str(self.tests_dir), questions=questions,
-                skip_cells=skip, seed=self.seed, cell_timeout=min(self.cell_timeout, budget),
-                question_timeout=self.question_timeout, memory_mb=self.memory_mb))
-            proc.start()
-            proc.join(budget)
-            ended = "kernel died"
-            if proc.is_alive():
-                ended = f"timeout after {self.timeout:g} s"
-            _kill_session(proc.pid)
-            self._release_uid(claim)
-            proc.join()
-            events = []
-            for line in events_path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-            if not any(e.get("event") == "cell" for e in events):  # died before any student code: our fault
+            student_end, verdict_end = self._ctx.Pipe(duplex=True)
+            report_in, report_out = self._ctx.Pipe(duplex=False)
+            student = self._ctx.Process(target=_entry, kwargs=dict(conn=student_end, uid=uid, expose=self._expose,
+                staging=str(self._private / "mnt"), workdir=work, skip_cells=skip, seed=self.seed,
+                cell_timeout=min(self.cell_timeout, budget), question_timeout=self.question_timeout, memory_mb=self.memory_mb))
+            verdict = self._ctx.Process(target=_verdict_entry, kwargs=dict(student=verdict_end, report=report_out,
+                tests=self.tests, questions=questions, question_timeout=self.question_timeout,
+                files=str(self.files_dir)))
+            student.start()
+            student_end.close()  # from here on, only the student's process and the verdict process hold the pipe
+            verdict.start()
+            verdict_end.close()
+            report_out.close()
+            events, ended = [], "kernel died"
+            try:
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not report_in.poll(left):
+                        ended = f"timeout after {self.timeout:g} s"
+                        break
+                    event = json.loads(report_in.recv_bytes())
+                    events.append(event)
+                    if event["event"] in ("done", "lost"):
+                        break
+            except (EOFError, OSError, ValueError):
+                ended = "grader error: the verdict process ended"
+            finally:
+                _kill_session(student.pid)
+                self._release_uid(claim)
+                verdict.kill()
+                student.join()
+                verdict.join()
+                report_in.close()
+            if not any(e.get("event") == "cell" for e in events) and not ended.startswith("timeout"):
                 ended = "grader error: " + _last_line(Path(work) / ".grading.log")
             for e in events:
                 if e.get("event") == "isolation" and not self._warned:
@@ -242,6 +257,13 @@ def _entry(**kwargs) -> None:
     from .sandbox import run_submission
 
     run_submission(**kwargs)
+
+
+def _verdict_entry(**kwargs) -> None:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    from .verdict import serve
+
+    serve(**kwargs)
 
 
 def _kill_session(pid: int) -> None:

@@ -4,6 +4,11 @@
 (``autograder``: full credit, or ``student``: blank), optionally ``replace``s the top-level
 definition of some names with other code, optionally appends cells, and states the scores
 that differ from the base's (full marks for ``autograder``, zero for ``student``).
+
+``solutions/tamper_submissions.yaml`` lists attacks on the grader in the same form: each names a
+known mistake as its ``baseline``, inherits that entry (base, replacements, expected scores) and
+adds cells before (``prepend``) or after (``append``) the notebook's own. An attack must never
+score more than its baseline.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class KnownSubmission:
     path: Path
     expected: dict[str, float]  # question -> points
     message: str = ""  # a distinctive part of the feedback the mistake must get, if any
+    baseline: str = ""  # for an attack: the known mistake it must not score more than
 
 
 def _defines(node: ast.stmt, name: str) -> bool:
@@ -64,21 +70,35 @@ def replace_definition(nb: nbformat.NotebookNode, name: str, code: str) -> None:
     raise UsageError(f"no top-level definition of {name!r} in the base notebook")
 
 
-def materialise_known(*, spec: Path, dist: Path, points: dict[str, float]) -> list[KnownSubmission]:
-    """Write every known submission in ``spec`` to ``dist/known/<name>.ipynb``; return them."""
-    entries = yaml.safe_load(spec.read_text(encoding="utf-8"))
+def materialise_known(*, spec: Path, dist: Path, points: dict[str, float], baselines: Path | None = None,
+                      folder: str = "known") -> list[KnownSubmission]:
+    """Write every submission in ``spec`` to ``dist/<folder>/<name>.ipynb``; return them.
+
+    ``baselines``: the spec whose entries a ``baseline`` field refers to (the known submissions).
+    """
+    entries = _entries(spec)
+    parents = {e["name"]: e for e in _entries(baselines)} if baselines else {}
     bases = {"autograder": dist / "autograder" / "vae_hw.ipynb", "student": dist / "student" / "vae_hw.ipynb"}
-    out_dir = dist / "known"
+    out_dir = dist / folder
     out_dir.mkdir(parents=True, exist_ok=True)
     known, seen = [], set()
     for entry in entries:
-        name, base = entry["name"], entry.get("base", "autograder")
+        name = entry["name"]
+        if entry.get("baseline"):
+            if entry["baseline"] not in parents:
+                raise UsageError(f"{spec}: entry {name!r} names an unknown baseline {entry['baseline']!r}")
+            parent = parents[entry["baseline"]]
+            entry = {**parent, **{k: v for k, v in entry.items() if k in ("name", "about", "baseline", "prepend", "append")},
+                     "expected": {**(parent.get("expected") or {}), **(entry.get("expected") or {})},
+                     "append": (parent.get("append") or []) + (entry.get("append") or [])}
+        base = entry.get("base", "autograder")
         if name in seen or base not in bases:
             raise UsageError(f"{spec}: duplicate name or unknown base in entry {name!r}")
         seen.add(name)
         nb = nbformat.read(bases[base], as_version=4)
         for target, code in (entry.get("replace") or {}).items():
             replace_definition(nb, target, code)
+        nb.cells[:0] = [nbformat.v4.new_code_cell(textwrap.dedent(code)) for code in entry.get("prepend") or []]
         for code in entry.get("append") or []:
             nb.cells.append(nbformat.v4.new_code_cell(textwrap.dedent(code)))
         for cell in nb.cells:
@@ -92,5 +112,13 @@ def materialise_known(*, spec: Path, dist: Path, points: dict[str, float]) -> li
         if unknown:
             raise UsageError(f"{spec}: entry {name!r} expects scores for unknown questions {sorted(unknown)}")
         expected.update({q: float(v) for q, v in (entry.get("expected") or {}).items()})
-        known.append(KnownSubmission(name, entry.get("about", ""), path, expected, str(entry.get("message") or "")))
+        known.append(KnownSubmission(name, entry.get("about", ""), path, expected, str(entry.get("message") or ""),
+                                     str(entry.get("baseline") or "")))
     return known
+
+
+def _entries(spec: Path) -> list[dict]:
+    entries = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e for e in entries):
+        raise UsageError(f"{spec}: expected a list of entries, each with a name")
+    return entries

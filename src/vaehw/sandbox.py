@@ -1,13 +1,14 @@
-"""The inside of one grading run: execute a submission's cells, then grade each question.
+"""The untrusted half of grading: execute a submission's cells and run the probes it is sent.
 
 Runs in a process forked from a pre-imported server (see ``executor``), so torch, IPython and
 otter are imported once per batch, not once per submission. Mirrors what ``otter run`` does:
 cells tagged ``otter_ignore`` are skipped, numpy and ``random`` are seeded before every cell,
 errors do not stop execution, and a question is graded where its ``grader.check`` cell runs
-(the rest after the last cell). Each question is graded in its own forked process with its own
-time budget, so a test that hangs or kills its process costs only that question.
-Progress is written as JSON lines to ``events``: the executor keeps every finished question
-even if this process dies later.
+(the rest after the last cell). This process never sees a test file and decides no score: when a
+question is ready it tells the verdict process (``verdict.serve``), which sends probes, one at a
+time, as source and plain arguments; each runs in its own forked process against the student's
+objects and answers with JSON. A question's probes share one time budget, so a probe that hangs
+or kills its process costs only that question.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import numpy
 import torch  # imported once in the server: the expensive part of starting a run
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
-from otter.test_files import ExceptionTestFile
+
+from .verdict import Lost, receive, send
 
 PR_SET_CHILD_SUBREAPER = 36
 IGNORE_TAG = "otter_ignore"
@@ -53,40 +55,38 @@ class _GradingNotebook:
         return lambda *args, **kwargs: None
 
 
-def _emit(events, **record) -> None:
-    record["t"] = round(time.monotonic(), 3)
-    events.write(json.dumps(record) + "\n")
-    events.flush()
-
-
-def grade_question(tests_source: str, env: dict, timeout: float) -> dict:
-    """Run one question's test cases in a forked process; return its score and per-case results."""
+def run_probe(call: dict, env: dict, timeout: float, close_fd: int = -1) -> dict:
+    """Run one probe in a forked process against the student's objects; its JSON result or error."""
+    if timeout <= 0:
+        return {"failure": "this question ran out of time"}
     read_fd, write_fd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the grading process: whatever happens, it ends with os._exit
+    if pid == 0:  # the probe's process: whatever happens, it ends with os._exit
         os.close(read_fd)
+        if close_fd >= 0:  # the probe has no business with the verdict connection
+            os.close(close_fd)
         try:
-            test_file = ExceptionTestFile.from_string(tests_source)
-            cases = []
-            for tc in test_file.test_cases:
-                try:
-                    tc.body.call_func(env)
-                    passed, message = True, ""
-                except Exception as e:  # a failed assertion or an error in the student's code
-                    passed, message = False, f"{type(e).__name__}: {e}"
-                cases.append({"name": tc.body.test_func.__name__, "points": tc.points, "hidden": tc.hidden,
-                              "passed": passed, "message": message[:2000]})
-            payload = json.dumps({"cases": cases})
+            namespace = {"__name__": "probe"}
+            exec(compile(call["source"], "<probe>", "exec"), namespace)
+            args = [env.get(a["__student__"]) if isinstance(a, dict) and "__student__" in a else a for a in call["args"]]
+            try:
+                value = namespace[call["name"]](*args)
+            except Exception as e:  # a failed precondition or an error in the student's code
+                payload = json.dumps({"error": f"{type(e).__name__}: {e}"[:2000]})
+            else:
+                payload = json.dumps({"value": value})
         except BaseException as e:
             payload = json.dumps({"error": f"{type(e).__name__}: {e}"[:2000]})
-        os.write(write_fd, payload.encode())
+        data = payload.encode()
+        while data:
+            data = data[os.write(write_fd, data):]
         os._exit(0)
     os.close(write_fd)
     chunks, deadline, status = [], time.monotonic() + timeout, None
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            status = f"timeout after {timeout:g} s"
+            status = "timeout"
             break
         ready, _, _ = select.select([read_fd], [], [], left)
         if ready:
@@ -98,14 +98,12 @@ def grade_question(tests_source: str, env: dict, timeout: float) -> dict:
     if status:
         os.kill(pid, signal.SIGKILL)
     _, wait_status = os.waitpid(pid, 0)
-    try:
-        result = json.loads(b"".join(chunks))
-    except ValueError:
-        died = os.WIFSIGNALED(wait_status) or os.waitstatus_to_exitcode(wait_status) != 0
-        result = {"error": status or ("the grading process died" if died else "no result")}
     if status:
-        result = {"error": status}
-    return result
+        return {"failure": status}
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        return {"failure": "the grading process died"}
 
 
 def _run_cell(shell: InteractiveShell, source: str, timeout: float) -> bool:
@@ -175,6 +173,8 @@ def enter_minimal_root(*, workdir: str, expose: list[str], staging: Path) -> Non
     for name in ("dev", "proc", "tmp"):  # before the binds: the submission's folder may live in /tmp
         (new_root / name).mkdir()
     _mount(libc, "/dev", str(new_root / "dev"), None, MS_BIND | MS_REC)
+    if (new_root / "dev" / "shm").is_dir():  # the host's shared memory would be a channel between submissions
+        _mount(libc, "tmpfs", str(new_root / "dev" / "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")
     _mount(libc, "proc", str(new_root / "proc"), "proc", MS_NOSUID | MS_NODEV)
     _mount(libc, "tmpfs", str(new_root / "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
     inside_system = lambda p: any(p == d or p.startswith(d + "/") for d in SYSTEM_DIRS)
@@ -211,7 +211,7 @@ def readable_by_anyone(paths: list[str]) -> bool:
     return True
 
 
-def confine(*, uid: int, workdir: str, expose: list[str], staging: Path, events) -> None:
+def confine(*, uid: int, workdir: str, expose: list[str], staging: Path, conn) -> None:
     """As root: a minimal root and a user id of our own; degrade, and say so, where the host forbids it.
 
     Containers without CAP_SYS_ADMIN (Docker's default) refuse the mount namespace: then the run
@@ -225,9 +225,9 @@ def confine(*, uid: int, workdir: str, expose: list[str], staging: Path, events)
     except OSError as e:
         expose = expose or _python_paths_here()
         if not readable_by_anyone(expose):
-            _emit(events, event="isolation", level="none", reason=f"{e}; Python is not readable by other users")
+            send(conn, event="isolation", level="none", reason=f"{e}; Python is not readable by other users")
             return
-        _emit(events, event="isolation", level="user id only", reason=str(e))
+        send(conn, event="isolation", level="user id only", reason=str(e))
     os.umask(0o077)
     _drop_privileges(uid, workdir)
 
@@ -240,13 +240,11 @@ def _drop_privileges(uid: int, workdir: str) -> None:
     os.environ.update(HOME=workdir, USER="student", IPYTHONDIR=f"{workdir}/.ipython", MPLCONFIGDIR=f"{workdir}/.matplotlib")
 
 
-def run_submission(*, workdir: str, events_path: str, tests_dir: str, questions: list[str], skip_cells: list[int],
-                   seed: int | None, cell_timeout: float, question_timeout: float, memory_mb: int,
-                   uid: int | None = None, expose: list[str] = (), staging: str = "") -> None:
+def run_submission(*, conn, workdir: str, skip_cells: list[int], seed: int | None, cell_timeout: float,
+                   question_timeout: float, memory_mb: int, uid: int | None = None, expose: list[str] = (),
+                   staging: str = "") -> None:
     """Entry point of the forked process for one submission (never returns normally)."""
-    torch.set_num_threads(1)  # no OpenMP worker threads: questions are graded in forked processes
-    events = open(events_path, "a", encoding="utf-8")
-    _emit(events, event="start")
+    torch.set_num_threads(1)  # no OpenMP worker threads: probes run in forked processes
     os.setsid()
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     log = open(Path(workdir) / ".grading.log", "ab", buffering=0)
@@ -263,42 +261,56 @@ def run_submission(*, workdir: str, events_path: str, tests_dir: str, questions:
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     nb = nbformat.read(Path(workdir) / "vae_hw.ipynb", as_version=4)
-    tests = {q: (Path(tests_dir) / f"{q}.py").read_text(encoding="utf-8") for q in questions}
     if uid is not None:
-        confine(uid=uid, workdir=workdir, expose=list(expose), staging=Path(staging), events=events)
+        confine(uid=uid, workdir=workdir, expose=list(expose), staging=Path(staging), conn=conn)
 
     import otter
 
     otter.Notebook = _GradingNotebook
-    # No history: its saving thread could hold a lock at the moment a question's process is
+    # No history: its saving thread could hold a lock at the moment a probe's process is
     # forked, and that process would then wait on the lock forever.
     config = Config()
     config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
-    _emit(events, event="shell")
+    send(conn, event="shell")
     env = shell.user_ns
-    pending = list(questions)
+    budgets: dict[str, float] = {}
 
-    def grade(q: str) -> None:
-        _emit(events, event="question", question=q, **grade_question(tests[q], env, question_timeout))
-        pending.remove(q)
+    def serve() -> None:
+        """Answer the verdict process's probes until it says to go on (or to stop)."""
+        while True:
+            try:
+                message = receive(conn)
+            except Lost:
+                os._exit(0)
+            if message.get("event") == "continue":
+                return
+            if message.get("event") == "exit":
+                _kill_adopted_children()
+                os._exit(0)
+            call = message["call"]
+            q = call["question"]
+            start = time.monotonic()
+            result = run_probe(call, env, budgets.setdefault(q, question_timeout), conn.fileno())
+            budgets[q] -= time.monotonic() - start
+            if result.get("failure") == "timeout":
+                result["failure"] = f"timeout after {question_timeout:g} s"
+                budgets[q] = 0.0
+            send(conn, event="result", **result)
 
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or index in skip_cells or IGNORE_TAG in cell.get("metadata", {}).get("tags", []):
             continue
-        _emit(events, event="cell", index=index)
+        send(conn, event="cell", index=index)
         if seed is not None and not cell.source.startswith("%%"):
             numpy.random.seed(seed)
             random.seed(seed)
         _GradingNotebook.ready.clear()
         if not _run_cell(shell, cell.source, cell_timeout):
-            _emit(events, event="cell_timeout", index=index, seconds=cell_timeout)
-        for q in list(_GradingNotebook.ready):
-            if q in pending:
-                grade(q)
-    for q in list(pending):
-        grade(q)
-    _emit(events, event="done")
-    events.close()
-    _kill_adopted_children()
+            send(conn, event="cell_timeout", index=index, seconds=cell_timeout)
+        for q in dict.fromkeys(_GradingNotebook.ready):
+            send(conn, event="ready", question=q)
+            serve()
+    send(conn, event="cells_done")
+    serve()
     os._exit(0)
