@@ -128,3 +128,15 @@ def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, graded_kno
     assert not marker.exists()
     assert question_scores(results) == wrong.expected
     assert {q: float(row[q]) for q in QUESTIONS} == wrong.expected
+
+
+def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, autograder_zip, graded_known):
+    """Graded by `otter run`, which runs the tests in the student's kernel, does the attack lift q6a?
+
+    This is what the split into probes and verdicts prevents; the attack must be a real one.
+    """
+    from vaehw.runner import run_otter
+
+    attack = next(k for k in tamper if k.name == "tamper-patch-comparisons")
+    result = run_otter(attack.path.read_bytes(), autograder_zip=autograder_zip, timeout=600)
+    assert result.scores["q6a"] > float(graded_known[f"{attack.baseline}.ipynb"]["q6a"]) == attack.expected["q6a"]
