@@ -117,7 +117,7 @@ def run_probe(call: dict, env: dict, timeout: float, close_fd: int = -1) -> dict
     os.close(read_fd)
     if status:
         os.kill(pid, signal.SIGKILL)
-    _, wait_status = os.waitpid(pid, 0)
+    os.waitpid(pid, 0)
     if status:
         return {"failure": status}
     try:
