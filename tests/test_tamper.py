@@ -76,7 +76,7 @@ def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, grad
         assert all(got[q] <= float(base[q]) for q in QUESTIONS), k.name
 
 
-def test_no_attack_scores_more_than_its_baseline_on_gradescope(tamper, gradescope_tamper, graded_known):
+def test_no_attack_scores_more_than_its_baseline_on_gradescope(tamper, gradescope_tamper):
     """Through the Gradescope autograder, the same; and the student-facing output repeats nothing forged."""
     for k in tamper:
         results, stdout = gradescope_tamper[k.name]
@@ -109,7 +109,7 @@ class _Marker:
         return (os.system, (f"touch {self.path}",))
 
 
-def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, graded_known, tmp_path):
+def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path):
     """Is a zip with a crafted .OTTER_LOG and other pickles graded from its notebook alone, nothing unpickled?"""
     marker = tmp_path / "unpickled"
     upload = tmp_path / "vae_hw_2026_11_25.zip"

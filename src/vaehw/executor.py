@@ -55,17 +55,18 @@ class Executor:
         self.timeout, self.cell_timeout, self.question_timeout, self.memory_mb = timeout, cell_timeout, question_timeout, memory_mb
         self._private = Path(tempfile.mkdtemp(prefix="vaehw-grader-"))
         os.chmod(self._private, 0o700)
-        self.tests_dir = self._private / "tests"
         self.files_dir = self._private / "files"
+        self.tests: dict[str, str] = {}  # question -> its test file; only the verdict process gets them
         for name, data in _autograder_files(Path(autograder_zip)):
-            if (name.startswith("tests/") and name.endswith(".py")) or name.startswith("files/"):
+            if name.startswith("tests/") and name.endswith(".py"):
+                self.tests[Path(name).stem] = data.decode("utf-8")
+            elif name.startswith("files/"):
                 target = self._private / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             elif name == "otter_config.json":
                 self.seed = json.loads(data).get("seed")
         self.files_dir.mkdir(exist_ok=True)
-        self.tests = {path.stem: path.read_text(encoding="utf-8") for path in sorted(self.tests_dir.glob("*.py"))}
         self.points = question_points(autograder_zip)
         self._ctx = _context()
         self._uid_lock, self._uid_counter = threading.Lock(), 0

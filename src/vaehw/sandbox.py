@@ -292,7 +292,6 @@ def run_submission(*, conn, workdir: str, skip_cells: list[int], seed: int | Non
     config = Config()
     config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
-    send(conn, event="shell")
     env = shell.user_ns
     budgets: dict[str, float] = {}
 

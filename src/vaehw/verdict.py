@@ -1,7 +1,8 @@
 """The trusted half of grading: every test's comparisons, in a process that never runs student code.
 
-A test file holds, per test, ``probe_*`` functions and one ``test_*`` function. A probe calls the
-student's code and returns plain data; the test function computes what is expected and asserts.
+Each ``test_*`` function of a test file defines its ``probe_*`` functions inside itself. A probe
+calls the student's code and returns plain data; the rest of the test computes what is expected
+and asserts.
 In otter's own in-kernel run the test calls its probes directly. Here the test functions run in
 this process, with placeholders for the student's objects, and each probe call is sent as
 JSON (the probe's own source and plain arguments) to the student's process, which runs it in a
@@ -15,7 +16,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import time
 
 MAX_MESSAGE = 64 * 2**20  # bytes: a larger message from the student's process ends the run
 
@@ -136,8 +136,8 @@ def serve(*, student, report, tests: dict[str, str], questions: list[str], quest
     """The verdict process: follow the student's run, grade each question when it is ready.
 
     ``student``: the connection to the student's process; ``report``: to the executor, which
-    trusts only what comes from here; ``files``: the assignment's files. Reports: cell progress, one ``question`` per graded question
-    (its cases), and ``done`` or ``lost``.
+    trusts only what comes from here; ``files``: the assignment's files. Reports: cell progress,
+    one ``question`` per graded question (its cases), and ``done`` or ``lost``.
     """
     os.environ["OMP_NUM_THREADS"] = "1"
     os.chdir(files)  # the assignment's files (data/digits.npz), as the tests expect them: a private copy
@@ -145,7 +145,6 @@ def serve(*, student, report, tests: dict[str, str], questions: list[str], quest
 
     torch.set_num_threads(1)
     todo = list(questions)
-    loaded = {}
 
     def call(question, name, src, args):
         send(student, call=dict(question=question, name=name, source=src, args=args))
@@ -160,9 +159,7 @@ def serve(*, student, report, tests: dict[str, str], questions: list[str], quest
 
     def grade(q: str) -> None:
         try:
-            if q not in loaded:
-                loaded[q] = QuestionTests(q, tests[q])
-            result = {"cases": loaded[q].run(call)}
+            result = {"cases": QuestionTests(q, tests[q]).run(call)}
         except Lost:  # the student's process died while answering: this question loses its points
             send(report, event="question", question=q, error="the notebook's process died while this question was graded")
             raise
@@ -181,8 +178,6 @@ def serve(*, student, report, tests: dict[str, str], questions: list[str], quest
                 send(report, event=event, index=int(message["index"]), seconds=float(message.get("seconds", 0)))
             elif event == "isolation":
                 send(report, event=event, level=str(message.get("level"))[:100], reason=str(message.get("reason"))[:300])
-            elif event == "shell":
-                pass
             elif event == "ready":
                 q = message.get("question")
                 if q in todo:
@@ -197,4 +192,4 @@ def serve(*, student, report, tests: dict[str, str], questions: list[str], quest
             else:
                 raise Lost("unexpected message")
     except (Lost, KeyError, TypeError, ValueError) as e:
-        send(report, event="lost", reason=str(e), t=time.monotonic())
+        send(report, event="lost", reason=str(e))
