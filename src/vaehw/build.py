@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,9 @@ ZIP_NAME = "vae_hw-autograder.zip"
 # Gradescope runs our own run_autograder, set up by our own lean setup.sh.
 KEEP_FROM_OTTER = ("tests/", "files/", "otter_config.json")
 OURS = ("setup.sh", "run_autograder", "requirements.txt")
+# The autograder's own data (otter's autograder_files): in the zip's files/, never in a student's folder.
+GRADER_ONLY = ("data/heldout.npz",)
+SECRET = "secret.key"  # per build: the key from which each submission's hidden inputs are drawn
 
 
 def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path) -> None:
@@ -31,6 +35,7 @@ def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path) ->
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.external_attr = (0o755 if name != "requirements.txt" else 0o644) << 16
             dst.writestr(info, (autograder_dir / name).read_bytes(), zipfile.ZIP_DEFLATED)
+        dst.writestr(zipfile.ZipInfo(SECRET, date_time=(2024, 1, 1, 0, 0, 0)), secrets.token_bytes(32))
         for path in sorted(package.iterdir()):
             if path.suffix in (".py", ".json"):
                 dst.write(path, f"vaehw/{path.name}")

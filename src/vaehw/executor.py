@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from .build import SECRET
 from .questions import QUESTIONS, question_points
 from .results import gradescope_results, messages_from_cases
 from .runner import RunResult
@@ -49,6 +50,7 @@ class Executor:
     """Grades notebooks against the tests of one autograder zip."""
 
     seed: int | None = None
+    secret: bytes = b""  # shifts the hidden tests' seeds per submission (see verdict.submission_seed)
 
     def __init__(self, autograder_zip: Path, *, timeout: float = 180.0, cell_timeout: float = 60.0,
                  question_timeout: float = 60.0, memory_mb: int = 2048, minimal_root: bool = True):
@@ -66,6 +68,8 @@ class Executor:
                 target.write_bytes(data)
             elif name == "otter_config.json":
                 self.seed = json.loads(data).get("seed")
+            elif name == SECRET:
+                self.secret = data
         self.files_dir.mkdir(exist_ok=True)
         self.points = question_points(autograder_zip)
         self._ctx = _context()
@@ -114,7 +118,10 @@ class Executor:
 
     def grade(self, notebook: bytes) -> RunResult:
         """Grade one notebook; never raises for anything the notebook does."""
+        from .verdict import submission_seed
+
         start = time.monotonic()
+        shift = submission_seed(self.secret, notebook)
         graded: dict[str, dict] = {}
         skip: list[int] = []
         problems: list[str] = []
@@ -126,20 +133,22 @@ class Executor:
             if budget <= 1:
                 problems.append(f"timeout after {self.timeout:g} s")
                 break
-            events, ended = self._attempt(notebook, todo, skip, budget)
+            events, ended = self._attempt(notebook, todo, skip, budget, shift)
+            last_cell = -1
             for e in events:
-                if e.get("event") == "question":
+                if e.get("event") == "question" and e.get("question") in todo:
                     graded[e["question"]] = e
                 elif e.get("event") == "cell_timeout":
                     problems.append(f"cell {e['index']} timed out after {e['seconds']:g} s")
-            if any(e.get("event") == "done" for e in events):
-                break
-            cells = [e["index"] for e in events if e.get("event") == "cell"]
-            if not cells or cells[-1] in skip:
+                elif e.get("event") == "cell":
+                    last_cell = e["index"]
+                elif e.get("event") == "done":
+                    ended = e.get("ended", "")
+            if ended:
                 problems.append(ended)
+            if all(q in graded for q in todo) or not ended or last_cell < 0 or last_cell in skip:
                 break
-            problems.append(f"{ended} in cell {cells[-1]}")
-            skip.append(cells[-1])
+            skip.append(last_cell)  # run again without the cell that killed or hung the notebook
         scores, cases, per_question = {}, {}, {}
         for q, e in graded.items():
             if "error" in e:
@@ -153,12 +162,14 @@ class Executor:
         return RunResult(status, scores, results, time.monotonic() - start,
                          messages=messages_from_cases(cases))
 
-    def _attempt(self, notebook: bytes, questions: list[str], skip: list[int], budget: float) -> tuple[list[dict], str]:
+    def _attempt(self, notebook: bytes, questions: list[str], skip: list[int], budget: float,
+                 shift: int) -> tuple[list[dict], str]:
         """One run of the submission; returns the verdict process's reports and how the run ended if it did not finish."""
         deadline = time.monotonic() + budget
         with tempfile.TemporaryDirectory(prefix="vaehw-sub-") as work:
             (Path(work) / "vae_hw.ipynb").write_bytes(notebook)
-            shutil.copytree(self.files_dir, work, dirs_exist_ok=True)
+            shutil.copytree(self.files_dir, work, dirs_exist_ok=True,
+                            ignore=lambda folder, names: [n for n in names if _grader_only(Path(folder) / n, self.files_dir)])
             claim = self._claim_uid()
             uid = claim[0] if claim else None
             if uid is not None:
@@ -173,7 +184,7 @@ class Executor:
                 cell_timeout=min(self.cell_timeout, budget), question_timeout=self.question_timeout, memory_mb=self.memory_mb))
             verdict = self._ctx.Process(target=_verdict_entry, kwargs=dict(student=verdict_end, report=report_out,
                 tests=self.tests, questions=questions, question_timeout=self.question_timeout,
-                files=str(self.files_dir)))
+                files=str(self.files_dir), seed_shift=shift))
             student.start()
             student_end.close()  # from here on, only the student's process and the verdict process hold the pipe
             verdict.start()
@@ -189,6 +200,7 @@ class Executor:
                     event = json.loads(report_in.recv_bytes())
                     events.append(event)
                     if event["event"] in ("done", "lost"):
+                        ended = "" if event["event"] == "done" else f"grader error: {event.get('reason', '')}"
                         break
             except (EOFError, OSError, ValueError):
                 ended = "grader error: the verdict process ended"
@@ -200,13 +212,19 @@ class Executor:
                 verdict.join()
                 report_in.close()
             if not any(e.get("event") == "cell" for e in events) and not ended.startswith("timeout"):
-                ended = "grader error: " + _last_line(Path(work) / ".grading.log")
+                ended = "grader error: the notebook could not be started"
             for e in events:
                 if e.get("event") == "isolation" and not self._warned:
                     self._warned = True
                     print(f"vaehw: warning: submissions run with reduced isolation ({e['level']}): {e['reason']}",
                           file=sys.stderr)
             return events, ended
+
+
+def _grader_only(path: Path, files_dir: Path) -> bool:
+    from .build import GRADER_ONLY
+
+    return path.relative_to(files_dir).as_posix() in GRADER_ONLY
 
 
 def _autograder_files(source: Path):
@@ -230,14 +248,6 @@ def python_paths() -> list[str]:
     paths |= {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     # Keep only the outermost of nested paths: mounting an outer folder brings the inner ones.
     return sorted(str(p) for p in paths if not any(q != p and q in p.parents for q in paths))
-
-
-def _last_line(log: Path) -> str:
-    try:
-        lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
-    except OSError:
-        return "no log"
-    return lines[-1][:300] if lines else "no output"
 
 
 def _kill_uid(uid: int) -> None:

@@ -1,35 +1,57 @@
 """The trusted half of grading: every test's comparisons, in a process that never runs student code.
 
 Each ``test_*`` function of a test file defines its ``probe_*`` functions inside itself. A probe
-calls the student's code and returns plain data; the rest of the test computes what is expected
-and asserts.
+calls the student's code on inputs the test chose and returns what that code produced; the rest
+of the test (the verdict) computes what is expected from its own inputs and asserts.
 In otter's own in-kernel run the test calls its probes directly. Here the test functions run in
-this process, with placeholders for the student's objects, and each probe call is sent as
-JSON (the probe's own source and plain arguments) to the student's process, which runs it in a
-process forked for that call and answers with JSON. Nothing the student's process sends is ever
-unpickled or executed here, and no hidden test source other than the probe called, no expected
-value and no reference solution is ever sent to it.
+this process, with placeholders for the student's objects, and each probe call is sent (the
+probe's own source and its arguments, encoded by ``wire.encode``) to the submission's sandbox,
+which runs it against the student's objects in a process forked for that call and answers with
+JSON. What comes back is decoded by ``wire.decode`` into plain tensors, numbers and strings,
+checked for size first; nothing is ever unpickled or executed here.
+
+Grading order is the grader's: once the notebook has run, the public tests of every question,
+then the hidden tests of every question. Messages a student reads are the tests' own fixed
+sentences; of an error the student's code raised, a hidden test reports only its type and the
+function that raised it, a public test also its message, on one line.
 """
 
 from __future__ import annotations
 
 import ast
-import json
+import builtins
+import hashlib
+import hmac
 import os
+import re
+from contextlib import contextmanager
 
-MAX_MESSAGE = 64 * 2**20  # bytes: a larger message from the student's process ends the run
+from .wire import BadValue, Lost, decode, encode, identifier, one_line, receive, send
+
+PROBE_HOOK = "__vaehw_probe__"
+NOT_READABLE = "the result could not be read: it has the wrong type, shape or size"
+KNOWN_ERRORS = {name for name in dir(builtins) if isinstance(getattr(builtins, name), type)
+                and issubclass(getattr(builtins, name), BaseException)}
 
 
 class ProbeFailure(Exception):
-    """The student's code failed inside a probe; ``str`` is the message as the student sees it."""
+    """The student's code raised inside a probe (an ``Exception``: a test may catch it and say why)."""
+
+    def __init__(self, record: dict, source: str):
+        kind, function = identifier(record.get("type")), identifier(record.get("function"))
+        self.kind = kind if kind in KNOWN_ERRORS else "an exception"
+        # Only a name the probe itself calls may be shown: the probe's source is the grader's text.
+        self.function = function if function != "?" and re.search(rf"\b{function}\b", source) else "your code"
+        self.detail = one_line(record.get("message", ""), 200)
+        super().__init__(f"{self.kind} raised by {self.function}")
 
 
-class QuestionFailed(Exception):
+class QuestionFailed(BaseException):
     """A probe's process timed out or died: the whole question is lost, with this reason."""
 
 
-class Lost(Exception):
-    """The student's process stopped answering (died, closed its end, or sent garbage)."""
+class StudentLost(BaseException):
+    """The submission's sandbox stopped answering: the run ends here."""
 
 
 class Student:
@@ -42,26 +64,6 @@ class Student:
 
     def __repr__(self) -> str:
         return f"<the student's {self.name}>"
-
-
-def send(conn, **message) -> None:
-    conn.send_bytes(json.dumps(message).encode())
-
-
-def receive(conn, timeout: float | None = None) -> dict:
-    """The next JSON message; ``Lost`` on end of stream, silence past ``timeout``, or garbage."""
-    try:
-        if timeout is not None and not conn.poll(max(timeout, 0)):
-            raise Lost("no answer")
-        message = json.loads(conn.recv_bytes(MAX_MESSAGE))
-    except (EOFError, OSError, ValueError, RecursionError) as e:
-        raise Lost(type(e).__name__) from None
-    if not isinstance(message, dict):
-        raise Lost("not a message")
-    return message
-
-
-PROBE_HOOK = "__vaehw_probe__"
 
 
 def split_probes(source: str) -> tuple[ast.Module, dict[str, str]]:
@@ -87,10 +89,23 @@ def split_probes(source: str) -> tuple[ast.Module, dict[str, str]]:
     return ast.fix_missing_locations(tree), probes
 
 
-def _plain(value):
+def _argument(value):
     if isinstance(value, Student):
         return {"__student__": value.name}
-    return value
+    return encode(value)
+
+
+def case_message(error: BaseException, *, hidden: bool) -> str:
+    """The sentence a student reads for a failed test case."""
+    if isinstance(error, AssertionError):  # the test's own sentence (hidden tests: a string literal, see lint)
+        return one_line(str(error), 500) or "the test failed"
+    if isinstance(error, ProbeFailure):
+        if hidden or not error.detail:
+            return str(error)
+        return f"{error}: {error.detail}"
+    if isinstance(error, BadValue):
+        return NOT_READABLE
+    return NOT_READABLE  # the verdict could not work with what came back: say no more than that
 
 
 class QuestionTests:
@@ -103,72 +118,91 @@ class QuestionTests:
         tree, self.probes = split_probes(source)
         self.file = ExceptionTestFile._from_compiled_code(compile(tree, f"{question}.py", "exec"), path=f"{question}.py")
 
-    def run(self, call) -> list[dict]:
-        """Run every case; ``call(question, name, source, args)`` runs one probe in the student's process."""
+    def run(self, call, *, hidden: bool) -> list[dict]:
+        """Run the public (or hidden) cases; ``call(question, name, source, args)`` runs one probe remotely."""
         cases = []
         for tc in self.file.test_cases:
+            if bool(tc.hidden) != hidden:
+                continue
             func = tc.body.test_func
             func.__globals__[PROBE_HOOK] = lambda name: self._stub(call, name)
             params = tc.body._get_func_params()
             try:
                 func(**{p: Student(p) for p in params})
                 passed, message = True, ""
-            except ProbeFailure as e:
-                passed, message = False, str(e)
-            except (Lost, QuestionFailed):
-                raise
             except Exception as e:
-                passed, message = False, f"{type(e).__name__}: {e}"
-            cases.append({"name": func.__name__, "points": tc.points, "hidden": tc.hidden,
-                          "passed": passed, "message": message[:2000]})
+                passed, message = False, case_message(e, hidden=bool(tc.hidden))
+            cases.append({"name": func.__name__, "points": tc.points, "hidden": bool(tc.hidden),
+                          "passed": passed, "message": message})
         return cases
 
     def _stub(self, call, name: str):
         source = self.probes[name]
 
         def probe(*args):
-            return call(self.question, name, source, [_plain(a) for a in args])
+            answer = call(self.question, name, source, [_argument(a) for a in args])
+            if "error" in answer:
+                raise ProbeFailure(answer["error"] if isinstance(answer["error"], dict) else {}, source)
+            return decode(answer.get("value"))
         probe.__name__ = name
         return probe
 
 
-def serve(*, student, report, tests: dict[str, str], questions: list[str], question_timeout: float, files: str) -> None:
-    """The verdict process: follow the student's run, grade each question when it is ready.
+def submission_seed(secret: bytes, notebook: bytes) -> int:
+    """The shift of every seed the tests set, for one submission: fresh per notebook, unknown without the secret."""
+    digest = hmac.new(secret, hashlib.sha256(notebook).digest(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:6], "big")
 
-    ``student``: the connection to the student's process; ``report``: to the executor, which
-    trusts only what comes from here; ``files``: the assignment's files. Reports: cell progress,
-    one ``question`` per graded question (its cases), and ``done`` or ``lost``.
+
+@contextmanager
+def shifted_seeds(shift: int):
+    """Every ``torch.manual_seed(s)`` in this process seeds ``s + shift`` instead (the tests' inputs change)."""
+    import torch
+
+    original = torch.manual_seed
+    torch.manual_seed = lambda seed: original((int(seed) + shift) % 2**63)
+    try:
+        yield
+    finally:
+        torch.manual_seed = original
+
+
+def _report_question(report, q: str, cases: dict, lost: dict) -> None:
+    if q in lost:
+        send(report, event="question", question=q, error=lost[q])
+    else:
+        send(report, event="question", question=q, cases=cases[q])
+
+
+def serve(*, student, report, tests: dict[str, str], questions: list[str], question_timeout: float, files: str,
+          seed_shift: int = 0) -> None:
+    """The verdict process: follow the notebook's run, then grade every question it can.
+
+    ``student``: the connection to the submission's supervisor; ``report``: to the executor, which
+    trusts only what comes from here; ``files``: a private copy of the assignment's files.
+    Reports: cell progress, one ``question`` per graded question (its cases, or why it was lost),
+    and ``done`` (with how the run ended) or ``lost``.
     """
+    import ctypes
+
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no process of the submission can trace this one
     os.environ["OMP_NUM_THREADS"] = "1"
-    os.chdir(files)  # the assignment's files (data/digits.npz), as the tests expect them: a private copy
+    os.chdir(files)  # the assignment's files (data/), as the tests expect them: the grader's copy
     import torch
 
     torch.set_num_threads(1)
-    todo = list(questions)
 
     def call(question, name, src, args):
-        send(student, call=dict(question=question, name=name, source=src, args=args))
-        answer = receive(student, question_timeout + 10)  # the student's side enforces the budget itself
-        if answer.get("event") != "result":
-            raise Lost("unexpected message")
-        if "failure" in answer:
-            raise QuestionFailed(str(answer["failure"])[:300])
-        if "error" in answer:
-            raise ProbeFailure(str(answer["error"]))
-        return answer.get("value")
-
-    def grade(q: str) -> None:
+        send(student, event="call", call=dict(question=question, name=name, source=src, args=args))
         try:
-            result = {"cases": QuestionTests(q, tests[q]).run(call)}
-        except Lost:  # the student's process died while answering: this question loses its points
-            send(report, event="question", question=q, error="the notebook's process died while this question was graded")
-            raise
-        except QuestionFailed as e:
-            result = {"error": str(e)}
-        except Exception as e:  # our own test file failed to load: the grader's fault, reported as such
-            result = {"error": f"grader error: {type(e).__name__}: {e}"[:2000]}
-        send(report, event="question", question=q, **result)
-        todo.remove(q)
+            answer = receive(student, question_timeout + 30)  # the sandbox enforces the budget itself
+        except Lost:
+            raise StudentLost() from None
+        if answer.get("event") != "result":
+            raise StudentLost()
+        if "failure" in answer:
+            raise QuestionFailed(one_line(answer["failure"], 100))
+        return answer
 
     try:
         while True:
@@ -177,19 +211,42 @@ def serve(*, student, report, tests: dict[str, str], questions: list[str], quest
             if event in ("cell", "cell_timeout"):
                 send(report, event=event, index=int(message["index"]), seconds=float(message.get("seconds", 0)))
             elif event == "isolation":
-                send(report, event=event, level=str(message.get("level"))[:100], reason=str(message.get("reason"))[:300])
-            elif event == "ready":
-                q = message.get("question")
-                if q in todo:
-                    grade(q)
-                send(student, event="continue")
-            elif event == "cells_done":
-                for q in list(todo):
-                    grade(q)
-                send(report, event="done")
-                send(student, event="exit")
-                return
+                send(report, event=event, level=one_line(message.get("level"), 100),
+                     reason=one_line(message.get("reason"), 300))
+            elif event == "cells_end":
+                break
             else:
                 raise Lost("unexpected message")
+        checked = {str(q) for q in message.get("checked", [])}
+        ready = [q for q in questions if q in checked or message.get("end") is True]
+        cases: dict[str, list[dict]] = {q: [] for q in ready}
+        lost: dict[str, str] = {}
+        complete: set[str] = set()
+        with shifted_seeds(seed_shift):
+            for hidden in (False, True):  # every public test before any hidden one
+                for q in ready:
+                    if q not in lost:
+                        send(student, event="serve", question=q)
+                        try:
+                            cases[q] += QuestionTests(q, tests[q]).run(call, hidden=hidden)
+                        except QuestionFailed as e:
+                            lost[q] = str(e)
+                        except StudentLost:
+                            lost[q] = "the notebook's process died while this question was graded"
+                            raise
+                        except Exception as e:  # our own test file failed to load: the grader's fault, said so
+                            lost[q] = f"grader error: {type(e).__name__}"
+                        send(student, event="pause")
+                    if hidden:  # this question is finished: report it at once
+                        complete.add(q)
+                        _report_question(report, q, cases, lost)
+        send(report, event="done", ended=one_line(message.get("ended", ""), 100), cell=int(message.get("cell", -1)))
+        send(student, event="exit")
+    except StudentLost:
+        for q in ready:
+            if q not in complete:
+                lost.setdefault(q, "the notebook's process died while grading")
+                _report_question(report, q, cases, lost)
+        send(report, event="lost", reason="the notebook's process died while grading")
     except (Lost, KeyError, TypeError, ValueError) as e:
-        send(report, event="lost", reason=str(e))
+        send(report, event="lost", reason=type(e).__name__)
