@@ -131,7 +131,7 @@ def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path):
 
 
 def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, autograder_zip, graded_known):
-    """Graded by `otter run`, which runs the tests in the student's kernel, does the attack lift q6a?
+    """Graded by `otter run`, which runs the tests in the student's kernel, does the attack lift q2d?
 
     This is what the split into probes and verdicts prevents; the attack must be a real one.
     """
@@ -139,4 +139,4 @@ def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, aut
 
     attack = next(k for k in tamper if k.name == "tamper-patch-comparisons")
     result = run_otter(attack.path.read_bytes(), autograder_zip=autograder_zip, timeout=600)
-    assert result.scores["q6a"] > float(graded_known[f"{attack.baseline}.ipynb"]["q6a"]) == attack.expected["q6a"]
+    assert result.scores["q2d"] > float(graded_known[f"{attack.baseline}.ipynb"]["q2d"]) == attack.expected["q2d"]

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import UsageError
+from .lint import check_notebook
 
 ZIP_NAME = "vae_hw-autograder.zip"
 
@@ -65,6 +66,10 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
     """
     if not master.is_file():
         raise UsageError(f"master notebook not found: {master}")
+    violations = check_notebook(master)
+    if violations:
+        raise UsageError(f"{master}: {len(violations)} test(s) break the test contract (see README, Editing the homework): "
+                         + "; ".join(map(str, violations)))
     dist.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dist, prefix=".assign-") as tmp:
         out = Path(tmp) / "out"
