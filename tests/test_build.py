@@ -123,3 +123,23 @@ def test_zip_installs_cpu_torch_and_ships_data(autograder_zip):
         assert pinned and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^\s]+", l) for l in pinned), "every package pinned"
         for banned in ("texlive", "miniforge", "mamba", "playwright install"):
             assert banned not in setup.lower(), f"the image must not install {banned}"
+
+
+def test_held_out_data_and_secret_ship_only_in_the_autograder(dist, autograder_zip):
+    """Are the held-out digits and the per-build secret in the autograder zip, and nowhere a student looks?"""
+    with zipfile.ZipFile(autograder_zip) as zf:
+        names = set(zf.namelist())
+        assert {"files/data/heldout.npz", "secret.key"} <= names
+        assert len(zf.read("secret.key")) == 32
+    student = {p.name for p in (dist / "student").rglob("*")}
+    assert "heldout.npz" not in student and "secret.key" not in student
+
+
+def test_each_build_draws_a_new_secret_and_each_notebook_its_own_inputs(tmp_path):
+    """Do two notebooks get different seed shifts, the same notebook the same one, and another build's key another?"""
+    from vaehw.verdict import submission_seed
+
+    a, b = b'{"cells": []}', b'{"cells": [1]}'
+    assert submission_seed(b"k" * 32, a) == submission_seed(b"k" * 32, a)
+    assert submission_seed(b"k" * 32, a) != submission_seed(b"k" * 32, b)
+    assert submission_seed(b"k" * 32, a) != submission_seed(b"j" * 32, a)

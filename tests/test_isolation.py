@@ -100,7 +100,10 @@ def test_background_processes_are_killed(executor, full_credit, points):
 
 
 def test_deleting_files_cannot_affect_another_submission(dist, full_credit, autograder_zip, points, tmp_path):
-    """Does a submission that deletes everything in its folder leave another, graded alongside, untouched?"""
+    """Does a submission that deletes everything in its folder leave another, graded alongside, untouched?
+
+    The vandal itself keeps every point: the grader trains and evaluates on its own copy of the data,
+    never on the student's folder."""
     vandal = ("import os, shutil\n"
               "for name in os.listdir('.'):\n"
               "    shutil.rmtree(name) if os.path.isdir(name) else os.remove(name)\n"
@@ -117,7 +120,7 @@ def test_deleting_files_cannot_affect_another_submission(dist, full_credit, auto
     by_name = {r["submission"]: r for r in rows}
     for i in range(3):
         assert float(by_name[f"student{i}.ipynb"]["total"]) == sum(points.values()), by_name[f"student{i}.ipynb"]
-    assert float(by_name["vandal.ipynb"]["total"]) < sum(points.values())  # it lost its own data
+    assert float(by_name["vandal.ipynb"]["total"]) == sum(points.values())
 
 
 def test_forged_results_and_printed_scores_change_nothing(executor, dist):
