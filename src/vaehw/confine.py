@@ -28,7 +28,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVA
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, ST_RELATIME = 1024, 2048, 1 << 21, 4096
 PR_SET_PDEATHSIG = 1
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
-WORKDIR_MB, TMP_MB, SHM_MB = 192, 64, 16  # tmpfs sizes: the submission's whole disk use in this mode
+WORKDIR_MB, TMP_MB, SHM_MB = 128, 64, 16  # tmpfs sizes: the submission's whole disk use in this mode
 
 
 def _libc():

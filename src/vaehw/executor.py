@@ -294,6 +294,8 @@ def python_paths() -> list[str]:
 
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parent}
     paths |= {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    # Packages found through PYTHONPATH; never a bare folder on sys.path, which may be the repository itself.
+    paths |= {Path(p).resolve() for p in sys.path if p and Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()}
     # Keep only the outermost of nested paths: mounting an outer folder brings the inner ones.
     return sorted(str(p) for p in paths if not any(q != p and q in p.parents for q in paths))
 
