@@ -157,7 +157,7 @@ def check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: 
         row = by_name[name]
         if "status" in case:
             assert row["status"].startswith(case["status"]), (case["name"], row)
-        if "cell" in case and mode in case.get("holds_in", ["namespaces", "landlock"]):
+        if "kl_divergence = None" in case.get("cell", "") and mode in case.get("holds_in", ["namespaces", "landlock"]):
             assert float(row["q1c"]) == points["q1c"], f"attack {case['name']} worked: {row}"
         assert not any(ord(c) < 32 for c in row["status"]), row
     feedback = list((batch["out"] / "feedback").iterdir())
