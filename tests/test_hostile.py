@@ -209,3 +209,38 @@ def test_every_measured_attack_is_in_the_corpus():
             "undecodable-name", "write-every-descriptor", "tcp-loopback", "abstract-unix-socket",
             "sysv-shared-memory", "process-table", "fork-many", "fill-the-disk", "zip-bomb", "control-characters",
             "fake-isolation-event", "alice smith", "read-hidden-tests", "rewrite-gradebook-later"} <= names
+
+
+USER = "vaehw-hostile-ta"
+
+
+@pytest.fixture(scope="module")
+def unprivileged_user() -> str:
+    """A throwaway account (useradd) to run the grader as a TA would, without root."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a throwaway user needs root")
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", USER], check=True)
+    return USER
+
+
+@pytest.mark.parametrize("number", [2, 3])
+def test_hostile_batch_as_an_unprivileged_user(number, dist, points, unprivileged_user, monkeypatch):
+    """Started by an ordinary user: the hidden tests stay unreadable, gradebook.csv is left alone after the
+    grader exits (watched DETACHED_WAIT seconds), and the rest holds as for root."""
+    import shutil
+    import tempfile
+
+    python = "/usr/bin/python3.11"  # this venv's interpreter lives under /root, out of the user's reach
+    if not Path(python).exists():
+        pytest.skip("no system Python 3.11 for the unprivileged user")
+    tmp = Path(tempfile.mkdtemp(prefix="vaehw-hostile-user-"))
+    os.chmod(tmp, 0o755)
+    site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(ROOT / "src")]))
+    try:
+        cases = [c for c in CASES if c["batch"] == number]
+        batch = run_batch(cases, dist, tmp / "b", user=unprivileged_user, env_python=[python])
+        check_batch(batch, cases, points, "namespaces" if "confinement: namespaces" in batch["stdout"] else "landlock")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
