@@ -35,6 +35,23 @@ NORMAL = {"alice_smith.ipynb": ("full-credit", 18.0), "normal-2.ipynb": ("full-c
 DETACHED_WAIT = 25  # seconds to watch gradebook.csv after the grader exits (the issue says a minute; the
                     # corpus's detached writer fires 20 s after its cell runs, so 25 s covers it)
 PEAK_MB = 1024
+# Runs the grader, adopts and reaps every process it leaves (the server, the verdict processes), then prints the
+# largest resident size any of them reached.
+PEAK_WRAPPER = """
+import ctypes, os, resource, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+code = subprocess.run(sys.argv[1:]).returncode
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if pid == 0:
+        time.sleep(0.1)
+print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, file=sys.stderr)
+sys.exit(code)
+"""
 
 
 class Listener:
@@ -68,9 +85,10 @@ class Listener:
         self.unix.close()
 
 
-def hostile_notebook(full_credit: nbformat.NotebookNode, code: str) -> bytes:
+def hostile_notebook(full_credit: nbformat.NotebookNode, code: str, before: str = 'grader.check("q1c")') -> bytes:
+    """The full-credit notebook with ``code`` in a new cell just before the cell containing ``before``."""
     nb = nbformat.from_dict(full_credit)
-    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and 'grader.check("q1c")' in c.source)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and before in c.source)
     nb.cells.insert(index, nbformat.v4.new_code_cell(code))
     return nbformat.writes(nb).encode()
 
@@ -110,7 +128,7 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
             for k, v in fields.items():
                 code = code.replace("{" + k + "}", str(v))
             path = subs / f"{case['name']}.ipynb"
-            path.write_bytes(hostile_notebook(full_credit, code))
+            path.write_bytes(hostile_notebook(full_credit, code, case.get("before", 'grader.check("q1c")')))
         else:
             path = BUILDERS[case["file"]](subs, dist)
         files[case["name"]] = path
@@ -119,10 +137,7 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     victim = Path("/dev/shm") / marker  # a root-owned file the resource tracker must not be made to unlink
     victim.write_text("keep")
     before = snapshot(marker)
-    cmd = [*(env_python or [sys.executable]), "-c", "import resource, subprocess, sys; "
-           "p = subprocess.run(sys.argv[1:]); "
-           "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, file=sys.stderr); "
-           "sys.exit(p.returncode)",
+    cmd = [*(env_python or [sys.executable]), "-c", PEAK_WRAPPER,
            *(env_python or [sys.executable]), "-m", "vaehw", "grade", str(subs), "-o", str(out), "--jobs", "2",
            "--autograder", str(dist / "vae_hw-autograder.zip"), "--timeout", "240", "--memory-mb", "700"]
     env = dict(os.environ, TMPDIR=str(private_tmp))
@@ -208,7 +223,8 @@ def test_every_measured_attack_is_in_the_corpus():
     assert {"deep-folder", "surrogate-message", "nested-json", "encrypted-zip", "aes-zip", "corrupt-deflate-zip",
             "undecodable-name", "write-every-descriptor", "tcp-loopback", "abstract-unix-socket",
             "sysv-shared-memory", "process-table", "fork-many", "fill-the-disk", "zip-bomb", "control-characters",
-            "fake-isolation-event", "alice smith", "read-hidden-tests", "rewrite-gradebook-later"} <= names
+            "fake-isolation-event", "alice smith", "read-hidden-tests", "rewrite-gradebook-later", "verdict-broadcast",
+            "inherited-descriptors", "grader-environment"} <= names
 
 
 USER = "vaehw-hostile-ta"

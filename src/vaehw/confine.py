@@ -18,6 +18,7 @@ import ctypes
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 from . import lockdown
@@ -127,10 +128,16 @@ def enter_minimal_root(*, workdir: str, expose: list[str], staging: Path) -> Non
     os.chdir(workdir)
 
 
-def _python_paths_here() -> list[str]:
+def python_paths() -> list[str]:
+    """Folders a submission's process must be able to read: the interpreter, libraries, our package."""
     import sysconfig
 
-    return [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parent}
+    paths |= {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    # Packages found through PYTHONPATH; never a bare folder on sys.path, which may be the repository itself.
+    paths |= {Path(p).resolve() for p in sys.path if p and Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()}
+    # Keep only the outermost of nested paths: mounting an outer folder brings the inner ones.
+    return sorted(str(p) for p in paths if not any(q != p and q in p.parents for q in paths))
 
 
 def readable_by_anyone(paths: list[str]) -> bool:
@@ -163,7 +170,7 @@ def confine(*, mode: str, uid: int | None, workdir: str, expose: list[str], stag
     if mode not in MODES:
         raise ValueError(f"unknown confinement mode {mode!r}")
     as_root = os.geteuid() == 0
-    expose = expose or _python_paths_here()
+    expose = expose or python_paths()
     if mode == "namespaces":
         _enter_namespaces(as_root)
         _become_init()
@@ -204,3 +211,25 @@ def _probe(conn, as_root: bool, staging: str) -> None:
         else:
             conn.send(("none", f"{why}; Landlock ABI {lockdown.landlock_abi()} (need {lockdown.MIN_LANDLOCK_ABI}), "
                                f"seccomp {'available' if lockdown.seccomp_available() else 'unavailable'}"))
+
+
+def choose_mode(ctx, staging: str, namespaces: bool = True) -> tuple[str, str]:
+    """The strongest mode this host allows, and why not a stronger one; run by the grader, never by a submission.
+
+    ``ctx``: the multiprocessing context whose server forks the submissions (the probe runs as they will).
+    """
+    if namespaces:
+        here, there = ctx.Pipe(duplex=False)
+        probe = ctx.Process(target=_probe, args=(there, os.geteuid() == 0, staging))
+        probe.start()
+        there.close()
+        try:
+            mode, reason = here.recv() if here.poll(60) else ("none", "the confinement probe did not answer")
+        except (EOFError, OSError):
+            mode, reason = "none", "the confinement probe ended without an answer"
+        probe.join(5)
+        here.close()
+        return mode, reason
+    if lockdown.landlock_abi() < lockdown.MIN_LANDLOCK_ABI or not lockdown.seccomp_available():
+        return "none", f"namespaces switched off; Landlock ABI {lockdown.landlock_abi()} or seccomp unavailable"
+    return "landlock", "namespaces switched off"

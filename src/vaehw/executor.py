@@ -32,6 +32,7 @@ from .text import one_line
 
 MAX_RESTARTS = 3
 _SERVER_LOCK = threading.Lock()
+MAX_REPORT = 16 * 2**20  # bytes: the verdict process's reports are small; a larger one ends the run
 FIRST_UID, UID_RANGE = 61000, 2000  # user ids with no account: one per run, so runs cannot touch each other
 UID_LOCKS = Path("/run/vaehw-uids")  # root-only: which ids running graders hold
 
@@ -74,8 +75,8 @@ class Executor:
         self.points = question_points(autograder_zip)
         self._ctx = _context()
         self._uid_lock, self._uid_counter = threading.Lock(), 0
-        self._expose = python_paths()
-        self.mode, self.mode_reason = self._choose_mode(minimal_root)
+        self._expose = confine.python_paths()
+        self.mode, self.mode_reason = confine.choose_mode(self._ctx, str(self._private / "mnt"), minimal_root)
         # As root (as on Gradescope) each run gets a user id of its own, if that user can read Python at all;
         # else it stays uid 0 without any capability, held by Landlock alone.
         self.isolated_users = os.geteuid() == 0 and self.mode != "none"
@@ -91,27 +92,6 @@ class Executor:
         if self.mode != "namespaces":
             print(f"vaehw: warning: submissions run with reduced isolation ({self.mode}): {self.mode_reason}",
                   file=sys.stderr)
-
-    def _choose_mode(self, minimal_root: bool) -> tuple[str, str]:
-        """The strongest confinement this host allows, decided here before any student code runs."""
-        if minimal_root:
-            here, there = self._ctx.Pipe(duplex=False)
-            probe = self._ctx.Process(target=confine._probe, args=(there, os.geteuid() == 0, str(self._private / "mnt")))
-            probe.start()
-            there.close()
-            try:
-                mode, reason = here.recv() if here.poll(60) else ("none", "the confinement probe did not answer")
-            except (EOFError, OSError):
-                mode, reason = "none", "the confinement probe ended without an answer"
-            probe.join(5)
-            here.close()
-        else:
-            mode, reason = "landlock", "namespaces switched off"
-            from .lockdown import MIN_LANDLOCK_ABI, landlock_abi, seccomp_available
-
-            if landlock_abi() < MIN_LANDLOCK_ABI or not seccomp_available():
-                mode, reason = "none", f"{reason}; Landlock ABI {landlock_abi()} or seccomp unavailable"
-        return mode, reason
 
     def _claim_uid(self) -> tuple[int, int] | None:
         """A user id no other run holds, in this or any other grading process, with its lock (root only).
@@ -252,7 +232,7 @@ class Executor:
                 if left <= 0 or not report_in.poll(left):
                     ended = f"timeout after {self.timeout:g} s"
                     break
-                event = json.loads(report_in.recv_bytes())
+                event = json.loads(report_in.recv_bytes(MAX_REPORT))
                 events.append(event)
                 if event["event"] in ("done", "lost"):
                     break
@@ -286,18 +266,6 @@ def _autograder_files(source: Path):
         for name in zf.namelist():
             if not name.endswith("/"):
                 yield name, zf.read(name)
-
-
-def python_paths() -> list[str]:
-    """Folders a submission's process must be able to read: the interpreter, libraries, our package."""
-    import sysconfig
-
-    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parent}
-    paths |= {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    # Packages found through PYTHONPATH; never a bare folder on sys.path, which may be the repository itself.
-    paths |= {Path(p).resolve() for p in sys.path if p and Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()}
-    # Keep only the outermost of nested paths: mounting an outer folder brings the inner ones.
-    return sorted(str(p) for p in paths if not any(q != p and q in p.parents for q in paths))
 
 
 def _last_line(log: Path) -> str:
