@@ -39,13 +39,15 @@ if broken:
 """
 
 
-def deny_unshare_program() -> bytes:
+def deny_unshare_program(landlock: bool = True) -> bytes:
     """A seccomp filter as Docker's default profile has it without CAP_SYS_ADMIN: no unshare, no setns,
-    no clone into new namespaces."""
+    no clone into new namespaces; with ``landlock=False``, a kernel without Landlock as well."""
     i = lockdown._insn
     prog = [i(lockdown.LD_ABS, 0)]
     for nr in (272, 308):  # unshare, setns
         prog += [i(lockdown.JEQ, nr, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.EPERM)]
+    for nr in () if landlock else (444, 445, 446):  # landlock_create_ruleset, _add_rule, _restrict_self
+        prog += [i(lockdown.JEQ, nr, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.ENOSYS)]
     prog += [i(lockdown.JEQ, 435, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.ENOSYS),
              i(lockdown.JEQ, lockdown.SYS_CLONE, 0, 3), i(lockdown.LD_ABS, 16),
              i(lockdown.JSET, lockdown.NAMESPACE_FLAGS, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.EPERM),
@@ -53,10 +55,11 @@ def deny_unshare_program() -> bytes:
     return b"".join(prog)
 
 
-def run_without_unshare(args: list[str]) -> subprocess.CompletedProcess:
+def run_without_unshare(args: list[str], landlock: bool = True) -> subprocess.CompletedProcess:
     """Run ``python -m vaehw ARGS`` under the filter above (installed in the child before exec)."""
     wrapper = ("import os, sys; from vaehw import lockdown; from test_confine_modes import deny_unshare_program; "
-               "lockdown.deny_syscalls(deny_unshare_program()); os.execv(sys.executable, [sys.executable, '-m', 'vaehw', *sys.argv[1:]])")
+               f"lockdown.deny_syscalls(deny_unshare_program({landlock})); "
+               "os.execv(sys.executable, [sys.executable, '-m', 'vaehw', *sys.argv[1:]])")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")]))
     return subprocess.run([sys.executable, "-c", wrapper, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -96,3 +99,19 @@ def test_gradescope_with_namespaces_says_so(dist, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((tmp_path / "gs" / "results.json").read_text())
     assert results["extra_data"]["confinement"] == "namespaces" and results["score"] == 18
+
+
+def test_no_confinement_at_all_refuses_without_insecure(dist, tmp_path):
+    """Without namespaces and without Landlock, does grade refuse in one line naming what is unprotected,
+    and grade, saying `confinement: none`, only with --insecure?"""
+    args = ["grade", str(dist / "known" / "blank.ipynb"), "-o", str(tmp_path / "out"),
+            "--autograder", str(dist / "vae_hw-autograder.zip")]
+    refused = run_without_unshare(args, landlock=False)
+    assert refused.returncode == 2
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("vaehw: error: cannot confine submissions here") and "--insecure" in line
+    assert "hidden tests" in line and "network" in line
+    assert not (tmp_path / "out" / "gradebook.csv").exists()
+    graded = run_without_unshare([*args, "--insecure"], landlock=False)
+    assert graded.returncode == 0, graded.stderr[-2000:]
+    assert "confinement: none" in graded.stdout

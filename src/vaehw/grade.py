@@ -97,12 +97,12 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
     except (zipfile.BadZipFile, KeyError, AttributeError, OSError):
         raise UsageError(f"not a readable autograder zip: {autograder_zip}") from None
     possible = sum(points.values())
-    out.mkdir(parents=True, exist_ok=True)
-    book = Gradebook(out / "gradebook.csv", force=force)
-    todo = [(n, p) for n, p in submissions if n not in book.rows]
-    grade, close = _grader(engine, autograder_zip, timeout, memory_mb, insecure, info)
+    grade, close = _grader(engine, autograder_zip, timeout, memory_mb, insecure, info)  # may refuse: before any output
     start, done = time.monotonic(), 0
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        book = Gradebook(out / "gradebook.csv", force=force)
+        todo = [(n, p) for n, p in submissions if n not in book.rows]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(_grade_one, p, grade): n for n, p in todo}
             for future in as_completed(futures):
