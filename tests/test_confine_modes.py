@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from seccomp_filters import DENY_UNSHARE_EXEC
 from test_hostile import Listener, hostile_notebook
-from vaehw import lockdown
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,35 +39,16 @@ if broken:
 """
 
 
-def deny_unshare_program(landlock: bool = True) -> bytes:
-    """A seccomp filter as Docker's default profile has it without CAP_SYS_ADMIN: no unshare, no setns,
-    no clone into new namespaces; with ``landlock=False``, a kernel without Landlock as well."""
-    i = lockdown._insn
-    prog = [i(lockdown.LD_ABS, 0)]
-    for nr in (272, 308):  # unshare, setns
-        prog += [i(lockdown.JEQ, nr, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.EPERM)]
-    for nr in () if landlock else (444, 445, 446):  # landlock_create_ruleset, _add_rule, _restrict_self
-        prog += [i(lockdown.JEQ, nr, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.ENOSYS)]
-    prog += [i(lockdown.JEQ, 435, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.ENOSYS),
-             i(lockdown.JEQ, lockdown.SYS_CLONE, 0, 3), i(lockdown.LD_ABS, 16),
-             i(lockdown.JSET, lockdown.NAMESPACE_FLAGS, 0, 1), i(lockdown.RET, lockdown.RET_ERRNO | errno.EPERM),
-             i(lockdown.RET, lockdown.RET_ALLOW)]
-    return b"".join(prog)
-
-
 def run_without_unshare(args: list[str], landlock: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m vaehw ARGS`` under the filter above (installed in the child before exec)."""
-    wrapper = ("import os, sys; from vaehw import lockdown; from test_confine_modes import deny_unshare_program; "
-               f"lockdown.deny_syscalls(deny_unshare_program({landlock})); "
-               "os.execv(sys.executable, [sys.executable, '-m', 'vaehw', *sys.argv[1:]])")
+    """Run ``python -m vaehw ARGS`` under the filter of ``seccomp_filters`` (installed before exec)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")]))
-    return subprocess.run([sys.executable, "-c", wrapper, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-c", DENY_UNSHARE_EXEC, str(landlock), sys.executable, "-m", "vaehw", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_unshare_denied_is_really_denied():
     """Does the filter make unshare fail with EPERM (so the next test tests the fallback)?"""
-    code = ("import ctypes, os; from vaehw import lockdown; from test_confine_modes import deny_unshare_program; "
+    code = ("import ctypes, os; from vaehw import lockdown; from seccomp_filters import deny_unshare_program; "
             "lockdown.deny_syscalls(deny_unshare_program()); libc = ctypes.CDLL(None, use_errno=True); "
             "print(libc.unshare(0x40000000), ctypes.get_errno())")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")]))

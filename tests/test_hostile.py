@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from hostile_files import BUILDERS
+from seccomp_filters import DENY_UNSHARE_EXEC
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +112,11 @@ def snapshot(marker: str) -> dict[str, set[str]]:
     return {"ipc": ipc, "processes": procs, "shared files": shared, "dev/shm": set(os.listdir("/dev/shm"))}
 
 
-def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = None, env_python: list[str] | None = None):
-    """Grade the batch; return rows by name, the grader's output, the peak RSS (MB) and what it left."""
+def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = None, env_python: list[str] | None = None,
+              deny_unshare: bool = False):
+    """Grade the batch; return rows by name, the grader's output, the peak RSS (MB) and what it left.
+
+    ``user``: run the grader as this user; ``deny_unshare``: under a seccomp filter refusing namespaces."""
     full_credit = nbformat.read(dist / "known" / "full-credit.ipynb", as_version=4)
     marker = f"hostile{uuid.uuid4().hex[:8]}"
     subs, out, private_tmp = tmp / "subs", tmp / "out", tmp / "tmp"
@@ -137,10 +141,12 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     victim = Path("/dev/shm") / marker  # a root-owned file the resource tracker must not be made to unlink
     victim.write_text("keep")
     before = snapshot(marker)
-    cmd = [*(env_python or [sys.executable]), "-c", PEAK_WRAPPER,
-           *(env_python or [sys.executable]), "-m", "vaehw", "grade", str(subs), "-o", str(out), "--jobs", "2",
+    python = env_python or [sys.executable]
+    cmd = [*python, "-c", PEAK_WRAPPER, *([*python, "-c", DENY_UNSHARE_EXEC, "True"] if deny_unshare else []),
+           *python, "-m", "vaehw", "grade", str(subs), "-o", str(out), "--jobs", "2",
            "--autograder", str(dist / "vae_hw-autograder.zip"), "--timeout", "240", "--memory-mb", "700"]
-    env = dict(os.environ, TMPDIR=str(private_tmp))
+    env = dict(os.environ, TMPDIR=str(private_tmp),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")])))
     if user:
         for d in (tmp, subs, out, private_tmp):
             subprocess.run(["chown", "-R", f"{user}:{user}", str(d)], check=True)
@@ -218,6 +224,13 @@ def test_hostile_batch_as_root_or_current_user(number, dist, points, mode, tmp_p
     check_batch(run_batch(cases, dist, tmp_path), cases, points, mode)
 
 
+@pytest.mark.parametrize("number", [2, 3])
+def test_hostile_batch_without_namespaces(number, dist, points, tmp_path):
+    """Where unshare is refused (Docker's default profile), do Landlock and seccomp hold the same line?"""
+    cases = [c for c in CASES if c["batch"] == number]
+    check_batch(run_batch(cases, dist, tmp_path, deny_unshare=True), cases, points, "landlock")
+
+
 def test_every_measured_attack_is_in_the_corpus():
     """Does the corpus hold one case per attack measured in the issue?"""
     names = {c["name"] for c in CASES}
@@ -241,8 +254,8 @@ def unprivileged_user() -> str:
     return USER
 
 
-@pytest.mark.parametrize("number", [2, 3])
-def test_hostile_batch_as_an_unprivileged_user(number, dist, points, unprivileged_user, monkeypatch):
+@pytest.mark.parametrize("number, deny_unshare", [(2, False), (3, False), (3, True)])
+def test_hostile_batch_as_an_unprivileged_user(number, deny_unshare, dist, points, unprivileged_user, monkeypatch):
     """Started by an ordinary user: the hidden tests stay unreadable, gradebook.csv is left alone after the
     grader exits (watched DETACHED_WAIT seconds), and the rest holds as for root."""
     import shutil
@@ -257,7 +270,7 @@ def test_hostile_batch_as_an_unprivileged_user(number, dist, points, unprivilege
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(ROOT / "src")]))
     try:
         cases = [c for c in CASES if c["batch"] == number]
-        batch = run_batch(cases, dist, tmp / "b", user=unprivileged_user, env_python=[python])
-        check_batch(batch, cases, points, "namespaces" if "confinement: namespaces" in batch["stdout"] else "landlock")
+        batch = run_batch(cases, dist, tmp / "b", user=unprivileged_user, env_python=[python], deny_unshare=deny_unshare)
+        check_batch(batch, cases, points, "landlock" if deny_unshare else "namespaces")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
