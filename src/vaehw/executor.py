@@ -207,8 +207,10 @@ class Executor:
             os.chmod(work, 0o700)
             return self._run(work, uid, questions, skip, budget, deadline)
         finally:
-            self._release_uid(claim)
-            cleanup.remove_tree(work)
+            try:
+                cleanup.remove_tree(work)  # before the id is released: its next holder finds nothing of this run
+            finally:
+                self._release_uid(claim)
 
     def _run(self, work: str, uid: int | None, questions: list[str], skip: list[int], budget: float,
              deadline: float) -> tuple[list[dict], str, list[str]]:
