@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from vaehw.grade import safe_name
 from vaehw.questions import QUESTIONS
 
 
@@ -68,7 +69,7 @@ def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip):
     }
     for row in rows.values():
         assert row["total"] == "0" and all(row[q] == "0" for q in QUESTIONS) and row["possible"] == "18"
-    assert (tmp_path / "out" / "feedback" / "corrupt.ipynb" / "feedback.txt").read_text().startswith("Submission: corrupt.ipynb")
+    assert (tmp_path / "out" / "feedback" / safe_name("corrupt.ipynb") / "feedback.txt").read_text().startswith("Submission: corrupt.ipynb")
 
 
 def test_help_lists_commands():

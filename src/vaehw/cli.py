@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--memory-mb", type=int, default=2048, help="address-space cap per submission above the pre-imported libraries (default: 2048)")
     g.add_argument("--engine", choices=["fork", "otter"], default="fork",
                    help="fork: pre-imported worker forked per submission (default); otter: one `otter run` per submission")
+    g.add_argument("--insecure", action="store_true",
+                   help="grade even where submissions cannot be confined (no namespaces, no Landlock): they run with your rights")
     g.add_argument("--docker", action="store_true", help="delegate to otter's `otter grade` (needs a running Docker engine)")
     b = sub.add_parser("bench", help="grade N submissions with a serial `otter run` loop and with the fork engine; compare")
     b.add_argument("--n", type=int, default=40, help="submissions generated from dist/known (default: 40)")
@@ -75,19 +77,22 @@ def main(argv: list[str] | None = None) -> int:
             from .questions import question_points
             from .report import summary_text, write_report
 
+            info: dict = {}
             if args.docker:
                 from .docker import grade_with_docker
 
+                info["confinement"] = "docker"
                 otter_zip = args.autograder.parent / "autograder" / "otter-autograder.zip"
                 rows = grade_with_docker(args.paths, out=args.out, otter_zip=otter_zip, jobs=args.jobs, timeout=args.timeout)
             else:
                 rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
                                          timeout=args.timeout, force=args.force,
-                                         engine=args.engine, memory_mb=args.memory_mb)
+                                         engine=args.engine, memory_mb=args.memory_mb, insecure=args.insecure,
+                                         info=info)
             print(format_table(rows))
             points = question_points(args.autograder)
-            report = write_report(rows, args.out, points)
-            print(f"\n{summary_text(rows, points)}")
+            report = write_report(rows, args.out, points, info.get("confinement"))
+            print(f"\n{summary_text(rows, points, info.get('confinement'))}")
             print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/   report: {report}")
         elif args.command == "bench":
             from .bench import main as bench

@@ -23,14 +23,17 @@ import time
 import zipfile
 from pathlib import Path
 
-import psutil
-
+from . import cleanup, confine
 from .build import SECRET
+from .errors import UsageError
 from .questions import QUESTIONS, question_points
 from .results import gradescope_results, messages_from_cases
 from .runner import RunResult
+from .text import one_line
 
 MAX_RESTARTS = 3
+_SERVER_LOCK = threading.Lock()
+MAX_REPORT = 16 * 2**20  # bytes: the verdict process's reports are small; a larger one ends the run
 FIRST_UID, UID_RANGE = 61000, 2000  # user ids with no account: one per run, so runs cannot touch each other
 UID_LOCKS = Path("/run/vaehw-uids")  # root-only: which ids running graders hold
 
@@ -53,8 +56,10 @@ class Executor:
     secret: bytes = b""  # shifts the hidden tests' seeds per submission (see verdict.submission_seed)
 
     def __init__(self, autograder_zip: Path, *, timeout: float = 180.0, cell_timeout: float = 60.0,
-                 question_timeout: float = 60.0, memory_mb: int = 2048, minimal_root: bool = True):
+                 question_timeout: float = 60.0, memory_mb: int = 2048, minimal_root: bool = True,
+                 insecure: bool = False, verdict_memory_mb: int = 1024):
         self.timeout, self.cell_timeout, self.question_timeout, self.memory_mb = timeout, cell_timeout, question_timeout, memory_mb
+        self.verdict_memory_mb = verdict_memory_mb
         self._private = Path(tempfile.mkdtemp(prefix="vaehw-grader-"))
         os.chmod(self._private, 0o700)
         self.files_dir = self._private / "files"
@@ -74,9 +79,23 @@ class Executor:
         self.points = question_points(autograder_zip)
         self._ctx = _context()
         self._uid_lock, self._uid_counter = threading.Lock(), 0
-        self._warned = False
-        self.isolated_users = os.geteuid() == 0  # as on Gradescope: each run gets a user id of its own
-        self._expose = python_paths() if minimal_root else []
+        self._expose = confine.python_paths()
+        self.mode, self.mode_reason = confine.choose_mode(self._ctx, str(self._private / "mnt"), minimal_root)
+        # As root (as on Gradescope) each run gets a user id of its own, if that user can read Python at all;
+        # else it stays uid 0 without any capability, held by Landlock alone.
+        self.isolated_users = os.geteuid() == 0 and self.mode != "none"
+        if self.isolated_users and self.mode == "landlock" and not confine.readable_by_anyone(self._expose):
+            self.isolated_users = False
+            self.mode_reason += "; runs keep uid 0 without capabilities (Python is not readable by other users)"
+        if self.mode == "none" and not insecure:
+            self.close()
+            raise UsageError(f"cannot confine submissions here: {self.mode_reason}. A submission would run with "
+                             "this user's rights: it could read and change every file this user can (hidden "
+                             "tests, gradebook), use the network and signal or trace the grader. Pass --insecure "
+                             "to grade anyway")
+        if self.mode != "namespaces":
+            print(f"vaehw: warning: submissions run with reduced isolation ({self.mode}): {self.mode_reason}",
+                  file=sys.stderr)
 
     def _claim_uid(self) -> tuple[int, int] | None:
         """A user id no other run holds, in this or any other grading process, with its lock (root only).
@@ -97,18 +116,21 @@ class Executor:
                     os.close(fd)
                     continue
                 self._uid_counter = (uid - FIRST_UID + 1) % UID_RANGE
-                _kill_uid(uid)  # nothing may be left of an earlier holder
+                cleanup.kill_run(uid, -1)  # nothing may be left of an earlier holder
                 return uid, fd
         raise RuntimeError("no free user id for a submission")
 
     @staticmethod
     def _release_uid(claim: tuple[int, int] | None) -> None:
         if claim is not None:
-            _kill_uid(claim[0])
+            cleanup.kill_run(claim[0], -1)
             os.close(claim[1])
 
     def close(self) -> None:
-        shutil.rmtree(self._private, ignore_errors=True)
+        try:
+            cleanup.remove_tree(self._private)
+        except OSError:
+            pass
 
     def __enter__(self) -> "Executor":
         return self
@@ -133,7 +155,8 @@ class Executor:
             if budget <= 1:
                 problems.append(f"timeout after {self.timeout:g} s")
                 break
-            events, ended = self._attempt(notebook, todo, skip, budget, shift)
+            events, ended, left = self._attempt(notebook, todo, skip, budget, shift)
+            problems += left
             last_cell = -1
             for e in events:
                 if e.get("event") == "question" and e.get("question") in todo:
@@ -152,73 +175,97 @@ class Executor:
         scores, cases, per_question = {}, {}, {}
         for q, e in graded.items():
             if "error" in e:
-                problems.append(f"{q}: {e['error']}")
-                scores[q], cases[q], per_question[q] = 0.0, [], e["error"]
+                error = one_line(e["error"], 300)
+                problems.append(f"{q}: {error}")
+                scores[q], cases[q], per_question[q] = 0.0, [], error
             else:
-                scores[q] = float(sum(c["points"] for c in e["cases"] if c["passed"]))
-                cases[q] = e["cases"]
-        status = "ok" if not problems else "; ".join(dict.fromkeys(problems))
+                cases[q] = [dict(c, message=one_line(c.get("message", ""))) for c in e["cases"]]
+                scores[q] = float(sum(c["points"] for c in cases[q] if c["passed"]))
+        status = "ok" if not problems else one_line("; ".join(dict.fromkeys(problems)), 500)
         results = gradescope_results(cases, self.points, status, per_question)
         return RunResult(status, scores, results, time.monotonic() - start,
                          messages=messages_from_cases(cases))
 
+    def _start(self, process) -> None:
+        """Start a process from the server; if the server died meanwhile, start a new server once."""
+        try:
+            process.start()
+        except (ConnectionError, EOFError, OSError):
+            with _SERVER_LOCK:
+                try:
+                    multiprocessing.forkserver._forkserver._stop()
+                except OSError:
+                    pass
+            process.start()
+
     def _attempt(self, notebook: bytes, questions: list[str], skip: list[int], budget: float,
-                 shift: int) -> tuple[list[dict], str]:
-        """One run of the submission; returns the verdict process's reports and how the run ended if it did not finish."""
+                 shift: int) -> tuple[list[dict], str, list[str]]:
+        """One run of the submission: the verdict process's reports, how the run ended if it did not
+        finish, and what had to be cleaned up after it."""
         deadline = time.monotonic() + budget
-        with tempfile.TemporaryDirectory(prefix="vaehw-sub-") as work:
+        work = tempfile.mkdtemp(prefix="vaehw-sub-")
+        claim = None
+        try:
             (Path(work) / "vae_hw.ipynb").write_bytes(notebook)
             shutil.copytree(self.files_dir, work, dirs_exist_ok=True,
                             ignore=lambda folder, names: [n for n in names if _grader_only(Path(folder) / n, self.files_dir)])
             claim = self._claim_uid()
             uid = claim[0] if claim else None
             if uid is not None:
-                os.chown(work, uid, uid)
-                os.chmod(work, 0o700)
-                for path in Path(work).rglob("*"):
+                for path in [Path(work), *Path(work).rglob("*")]:
                     os.chown(path, uid, uid)
-            student_end, verdict_end = self._ctx.Pipe(duplex=True)
-            report_in, report_out = self._ctx.Pipe(duplex=False)
-            student = self._ctx.Process(target=_entry, kwargs=dict(conn=student_end, uid=uid, expose=self._expose,
-                staging=str(self._private / "mnt"), workdir=work, skip_cells=skip, seed=self.seed,
-                cell_timeout=min(self.cell_timeout, budget), question_timeout=self.question_timeout, memory_mb=self.memory_mb))
-            verdict = self._ctx.Process(target=_verdict_entry, kwargs=dict(student=verdict_end, report=report_out,
-                tests=self.tests, questions=questions, question_timeout=self.question_timeout,
-                files=str(self.files_dir), seed_shift=shift))
-            student.start()
+            os.chmod(work, 0o700)
+            return self._run(work, uid, questions, skip, budget, deadline, shift)
+        finally:
+            try:
+                cleanup.remove_tree(work)  # before the id is released: its next holder finds nothing of this run
+            finally:
+                self._release_uid(claim)
+
+    def _run(self, work: str, uid: int | None, questions: list[str], skip: list[int], budget: float,
+             deadline: float, shift: int) -> tuple[list[dict], str, list[str]]:
+        student_end, verdict_end = self._ctx.Pipe(duplex=True)
+        report_in, report_out = self._ctx.Pipe(duplex=False)
+        student = self._ctx.Process(target=_entry, kwargs=dict(conn=student_end, uid=uid, expose=self._expose,
+            staging=str(self._private / "mnt"), workdir=work, skip_cells=skip, seed=self.seed, mode=self.mode,
+            cell_timeout=min(self.cell_timeout, budget), question_timeout=self.question_timeout, memory_mb=self.memory_mb))
+        verdict = self._ctx.Process(target=_verdict_entry, kwargs=dict(student=verdict_end, report=report_out,
+            tests=self.tests, questions=questions, question_timeout=self.question_timeout,
+            files=str(self.files_dir), memory_mb=self.verdict_memory_mb, seed_shift=shift))
+        events, ended = [], "kernel died"
+        try:
+            self._start(student)
             student_end.close()  # from here on, only the student's process and the verdict process hold the pipe
-            verdict.start()
+            self._start(verdict)
             verdict_end.close()
             report_out.close()
-            events, ended = [], "kernel died"
-            try:
-                while True:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not report_in.poll(left):
-                        ended = f"timeout after {self.timeout:g} s"
-                        break
-                    event = json.loads(report_in.recv_bytes())
-                    events.append(event)
-                    if event["event"] in ("done", "lost"):
-                        ended = "" if event["event"] == "done" else f"grader error: {event.get('reason', '')}"
-                        break
-            except (EOFError, OSError, ValueError):
-                ended = "grader error: the verdict process ended"
-            finally:
-                _kill_session(student.pid)
-                self._release_uid(claim)
-                verdict.kill()
-                student.join()
-                verdict.join()
-                report_in.close()
-            if not any(e.get("event") == "cell" for e in events) and not ended.startswith("timeout"):
-                ended = "grader error: the notebook could not be started"
-            for e in events:
-                if e.get("event") == "isolation" and not self._warned:
-                    self._warned = True
-                    print(f"vaehw: warning: submissions run with reduced isolation ({e['level']}): {e['reason']}",
-                          file=sys.stderr)
-            return events, ended
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not report_in.poll(left):
+                    ended = f"timeout after {self.timeout:g} s"
+                    break
+                event = json.loads(report_in.recv_bytes(MAX_REPORT))
+                events.append(event)
+                if event["event"] in ("done", "lost"):
+                    ended = "" if event["event"] == "done" else f"grader error: {one_line(event.get('reason', ''), 100)}"
+                    break
+        except (EOFError, OSError, ValueError):
+            ended = "grader error: the verdict process ended"
+        finally:
+            left_behind = cleanup.kill_run(uid, student.pid) if student.pid else []
+            for p in (student, verdict):
+                if p.pid:
+                    p.kill()
+                    p.join()
+            for conn in (student_end, verdict_end, report_out, report_in):
+                conn.close()
+        files = cleanup.files_left(uid, work) + cleanup.ipc_left(uid)
+        cleanup.remove_files(files)
+        if not any(e.get("event") == "cell" for e in events) and not ended.startswith("timeout"):
+            ended = "grader error: the notebook could not be started"
+        # Only the verdict process's own reports count; an "isolation" event is the student's word and ignored.
+        events = [e for e in events if e.get("event") != "isolation"]
+        return events, ended, [f"left behind and removed: {', '.join(left_behind + files)[:200]}"] if left_behind or files else []
 
 
 def _grader_only(path: Path, files_dir: Path) -> bool:
@@ -240,26 +287,6 @@ def _autograder_files(source: Path):
                 yield name, zf.read(name)
 
 
-def python_paths() -> list[str]:
-    """Folders a submission's process must be able to read: the interpreter, libraries, our package."""
-    import sysconfig
-
-    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parent}
-    paths |= {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    # Keep only the outermost of nested paths: mounting an outer folder brings the inner ones.
-    return sorted(str(p) for p in paths if not any(q != p and q in p.parents for q in paths))
-
-
-def _kill_uid(uid: int) -> None:
-    """Kill every process of a submission's own user: nothing it started survives it."""
-    for p in psutil.process_iter(["uids"]):
-        try:
-            if p.info["uids"] and p.info["uids"].real == uid:
-                p.kill()
-        except psutil.Error:
-            continue
-
-
 def _entry(**kwargs) -> None:
     # One OpenMP thread, set before torch is first imported here (if the server did not preload it):
     # a question is graded in a process forked from this one, and a fork taken while an OpenMP
@@ -270,18 +297,13 @@ def _entry(**kwargs) -> None:
     run_submission(**kwargs)
 
 
-def _verdict_entry(**kwargs) -> None:
+def _verdict_entry(*, memory_mb: int, **kwargs) -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import psutil
+
+    from .lockdown import set_rlimits
     from .verdict import serve
 
+    # Expected values are computed from shapes the student's answers chose: cap what that may cost.
+    set_rlimits(psutil.Process().memory_info().vms + memory_mb * 2**20)
     serve(**kwargs)
-
-
-def _kill_session(pid: int) -> None:
-    """Kill the submission's process and everything in its session (it called setsid)."""
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if p.pid == pid or os.getsid(p.pid) == pid:
-                p.kill()
-        except (psutil.Error, ProcessLookupError, PermissionError):
-            continue

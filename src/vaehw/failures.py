@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .text import one_line
+
 # "test_name: ExceptionType: message", as results.py writes a failed case (continuation lines do not match)
 _FORK_LINE = re.compile(r"^([A-Za-z_]\w*): ([A-Za-z_]\w*: ?.*)$")
 OTTER_PUBLIC_SUMMARY = "Public Tests"
@@ -53,7 +55,8 @@ def _otter_failures(question: str, output: str) -> list[FailedCheck]:
         if "Test case failed" not in block and "Error at line" not in block:
             continue
         error = _OTTER_ERROR.search(block)
-        found.append(FailedCheck(question, head.group(1), error.group(1).strip() if error else "failed"))
+        found.append(FailedCheck(one_line(question, 40), one_line(head.group(1), 100),
+                                 one_line(error.group(1), 500) if error else "failed"))
     return found
 
 
@@ -72,7 +75,7 @@ def failed_checks(results: dict) -> list[FailedCheck]:
         for line in output.splitlines():
             m = _FORK_LINE.match(line)
             if m:
-                found.append(FailedCheck(question, m.group(1), m.group(2).strip()))
+                found.append(FailedCheck(one_line(question, 40), one_line(m.group(1), 100), one_line(m.group(2), 500)))
     return found
 
 

@@ -16,47 +16,73 @@ from .gradebook import Gradebook
 from .questions import QUESTIONS, question_points
 from .runner import RunResult, run_otter
 from .submissions import Ungradable, find_submissions, notebook_bytes
+from .text import display_name, one_line, short_hash
 
 ENGINES = ("fork", "otter")
 
 
 def safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name)[:120] or "submission"
+    """The submission's feedback folder: its name made safe, plus a hash of the exact name (names differing
+    only in characters replaced here, ``alice smith`` and ``alice_smith``, get different folders)."""
+    slug = re.sub(r"[^\w.-]+", "_", display_name(name))[:100] or "submission"
+    return f"{slug}-{short_hash(name)}"
 
 
 def feedback_text(name: str, result: RunResult, points: dict[str, float]) -> str:
     """What a student (or TA) reads: status, then each question's score and what went wrong."""
-    lines = [f"Submission: {name}", f"Status: {result.status}", ""]
+    lines = [f"Submission: {display_name(name)}", f"Status: {one_line(result.status, 500)}", ""]
     for q in QUESTIONS:
         lines.append(f"{q}: {result.scores.get(q, 0.0):g} / {points[q]:g}")
-        lines.extend(f"    - {m}" for m in result.messages.get(q, []))
+        lines.extend(f"    - {one_line(m)}" for m in result.messages.get(q, []))
     total = sum(result.scores.get(q, 0.0) for q in QUESTIONS)
     lines += ["", f"Total: {total:g} / {sum(points.values()):g}"]
     return "\n".join(lines) + "\n"
 
 
-def _grader(engine: str, autograder_zip: Path, timeout: float, memory_mb: int):
-    """A function grading notebook bytes, and a function to call when done."""
+def _grader(engine: str, autograder_zip: Path, timeout: float, memory_mb: int, insecure: bool, info: dict):
+    """A function grading notebook bytes, and a function to call when done; ``info["confinement"]`` is set."""
     if engine == "otter":
+        info["confinement"] = "none (otter run)"
         return (lambda nb: run_otter(nb, autograder_zip=autograder_zip, timeout=timeout)), (lambda: None)
     from .executor import Executor
 
-    executor = Executor(autograder_zip, timeout=timeout, memory_mb=memory_mb)
+    executor = Executor(autograder_zip, timeout=timeout, memory_mb=memory_mb, insecure=insecure)
+    info["confinement"] = executor.mode
     return executor.grade, executor.close
 
 
 def _grade_one(path: Path, grade: Callable[[bytes], RunResult]) -> RunResult:
+    """Grade one file; whatever goes wrong, from reading it to cleaning up after it, becomes its status."""
     try:
         notebook = notebook_bytes(path)
     except Ungradable as e:
         return RunResult(str(e))
-    return grade(notebook)
+    except BaseException as e:  # noqa: BLE001 - one submission must never end the batch
+        return RunResult(one_line(f"grader error while reading: {type(e).__name__}: {e}", 300))
+    try:
+        return grade(notebook)
+    except BaseException as e:  # noqa: BLE001
+        return RunResult(one_line(f"grader error: {type(e).__name__}: {e}", 300))
+
+
+def _write_feedback(folder: Path, name: str, result: RunResult, points: dict[str, float]) -> None:
+    """feedback.txt and results.json; a failure to write them is added to the status, never raised."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if result.results is not None:
+            (folder / "results.json").write_text(json.dumps(result.results, indent=2, ensure_ascii=True), encoding="utf-8")
+        (folder / "feedback.txt").write_text(feedback_text(name, result, points), encoding="utf-8", errors="replace")
+    except BaseException as e:  # noqa: BLE001
+        result.status = one_line(f"{result.status}; feedback not written: {type(e).__name__}: {e}", 500)
 
 
 def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, jobs: int, timeout: float,
-                      force: bool = False, engine: str = "fork", memory_mb: int = 2048,
-                      progress=sys.stderr) -> list[dict[str, str]]:
-    """Grade every submission under ``paths`` into ``out``; return the gradebook rows in name order."""
+                      force: bool = False, engine: str = "fork", memory_mb: int = 2048, insecure: bool = False,
+                      progress=sys.stderr, info: dict | None = None) -> list[dict[str, str]]:
+    """Grade every submission under ``paths`` into ``out``; return the gradebook rows in name order.
+
+    ``info``, if given, receives ``confinement``: the mode submissions ran in (see ``confine``)."""
+    info = {} if info is None else info
     if not autograder_zip.is_file():
         raise UsageError(f"autograder zip not found: {autograder_zip} (run `make assign` first)")
     if jobs < 1:
@@ -71,23 +97,19 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
     except (zipfile.BadZipFile, KeyError, AttributeError, OSError):
         raise UsageError(f"not a readable autograder zip: {autograder_zip}") from None
     possible = sum(points.values())
-    out.mkdir(parents=True, exist_ok=True)
-    book = Gradebook(out / "gradebook.csv", force=force)
-    todo = [(n, p) for n, p in submissions if n not in book.rows]
-    grade, close = _grader(engine, autograder_zip, timeout, memory_mb)
+    grade, close = _grader(engine, autograder_zip, timeout, memory_mb, insecure, info)  # may refuse: before any output
     start, done = time.monotonic(), 0
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        book = Gradebook(out / "gradebook.csv", force=force)
+        todo = [(n, p) for n, p in submissions if n not in book.rows]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(_grade_one, p, grade): n for n, p in todo}
             for future in as_completed(futures):
                 name = futures[future]
-                result = future.result()
-                folder = out / "feedback" / safe_name(name)
-                folder.mkdir(parents=True, exist_ok=True)
-                if result.results is not None:
-                    (folder / "results.json").write_text(json.dumps(result.results, indent=2))
-                (folder / "feedback.txt").write_text(feedback_text(name, result, points))
-                row = book.add(name, result.scores, possible, result.status)
+                result = future.result()  # never raises: _grade_one turns every failure into a status
+                _write_feedback(out / "feedback" / safe_name(name), name, result, points)
+                row = book.add(name, result.scores, possible, one_line(result.status, 500))
                 done += 1
                 if progress:
                     _progress(progress, done, len(todo), time.monotonic() - start, name, row)
@@ -101,5 +123,5 @@ def _progress(stream, done: int, total: int, elapsed: float, name: str, row: dic
     filled = int(width * done / total)
     eta = elapsed / done * (total - done)
     stream.write(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  ETA {eta:4.0f} s  "
-                 f"{name}: {row['total']}/{row['possible']} {row['status']}\n")
+                 f"{display_name(name)}: {row['total']}/{row['possible']} {one_line(row['status'], 200)}\n")
     stream.flush()

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from .questions import QUESTIONS
+from .text import one_line
 
 COLUMNS = ["submission", *QUESTIONS, "total", "possible", "status"]
 
@@ -30,7 +31,8 @@ class Gradebook:
 
     def add(self, submission: str, scores: dict[str, float], possible: float, status: str) -> dict[str, str]:
         row = {"submission": submission, **{q: _fmt(scores.get(q, 0.0)) for q in QUESTIONS},
-               "total": _fmt(sum(scores.get(q, 0.0) for q in QUESTIONS)), "possible": _fmt(possible), "status": status}
+               "total": _fmt(sum(scores.get(q, 0.0) for q in QUESTIONS)), "possible": _fmt(possible),
+               "status": one_line(status, 500)}
         with self._lock:
             self.rows[submission] = row
             with open(self.path, "a", newline="", encoding="utf-8") as f:
@@ -46,7 +48,8 @@ def _fmt(x: float) -> str:
 def format_table(rows: list[dict[str, str]]) -> str:
     """A fixed-width table of gradebook rows, with the class mean of each question at the bottom."""
     headers = ["submission", *QUESTIONS, "total", "status"]
-    body = [[r["submission"], *(r[q] for q in QUESTIONS), f'{r["total"]}/{r["possible"]}', r["status"]] for r in rows]
+    body = [[one_line(r["submission"], 300), *(one_line(r[q], 20) for q in QUESTIONS),
+             one_line(f'{r["total"]}/{r["possible"]}', 30), one_line(r["status"], 500)] for r in rows]
     if rows:
         means = [f"{sum(float(r[q]) for r in rows) / len(rows):.2f}" for q in QUESTIONS]
         total = sum(float(r["total"]) for r in rows) / len(rows)

@@ -50,22 +50,29 @@ def grade(root: Path, *, timeout: float = 420.0) -> dict:
     start = time.monotonic()
     source = root / "source"
     os.chmod(source, 0o700)  # hidden tests: readable by the grader only, never by the student's process
+    confinement = "not run"
     try:
         notebook = find_notebook(root / "submission")
         from .executor import Executor
 
         budgets = {"question_timeout": float(os.environ.get("VAEHW_QUESTION_TIMEOUT", 60)),
                    "cell_timeout": float(os.environ.get("VAEHW_CELL_TIMEOUT", 60))}
-        with Executor(source, timeout=timeout, **budgets) as executor:
+        with Executor(source, timeout=timeout, insecure=os.environ.get("VAEHW_INSECURE") == "1", **budgets) as executor:
+            confinement = executor.mode
             result = executor.grade(notebook)
         results = result.results
     except Ungradable as e:
         results = failure_results(f"Your submission could not be graded: {e}.")
+    except UsageError as e:  # no way to confine the notebook here: refuse, and tell the instructor why
+        results = failure_results("The autograder cannot run submissions safely on this machine; "
+                                  "your instructor has been shown the details. Please contact them.")
+        print(f"vaehw: refused: {e}", file=sys.stderr)
     except Exception as e:  # the grader's own fault: say so rather than fail without a result
         results = failure_results(f"The autograder failed on this submission ({type(e).__name__}); "
                                   "your instructor has been shown the details. Please contact them.")
         print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
     results["execution_time"] = round(time.monotonic() - start, 1)
+    results["extra_data"] = {**results.get("extra_data", {}), "confinement": confinement}
     try:
         validate_results(results)
     except Exception as e:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .failures import CheckCount, count_failed_checks
 from .grade import safe_name
+from .text import one_line
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -62,13 +63,13 @@ def _totals(rows: list[dict[str, str]]) -> list[float]:
     return [_num(r.get("total")) for r in rows]
 
 
-def summary_text(rows: list[dict[str, str]], points: dict[str, float]) -> str:
-    """A plain-text summary that fits on one screen: totals, each question, statuses."""
+def summary_text(rows: list[dict[str, str]], points: dict[str, float], confinement: str | None = None) -> str:
+    """A plain-text summary that fits on one screen: totals, each question, statuses, confinement mode."""
     possible = sum(points.values())
     if not rows:
         return "No submissions."
     totals = _totals(rows)
-    lines = [f"{len(rows)} submissions   total: mean {statistics.fmean(totals):.2f} / {possible:g}, "
+    lines = ([f"confinement: {confinement}"] if confinement else []) + [f"{len(rows)} submissions   total: mean {statistics.fmean(totals):.2f} / {possible:g}, "
              f"median {statistics.median(totals):g}, min {min(totals):g}, max {max(totals):g}",
              "", f"{'question':<10}{'points':>7}{'mean':>8}{'full marks':>12}"]
     for s in question_stats(rows, points):
@@ -76,7 +77,7 @@ def summary_text(rows: list[dict[str, str]], points: dict[str, float]) -> str:
     lines += ["", "status"]
     statuses = status_counts(rows)
     for status, n in statuses[:TOP_STATUSES]:
-        lines.append(f"{n:>5}  {status[:70]}")
+        lines.append(f"{n:>5}  {one_line(status, 70)}")
     if len(statuses) > TOP_STATUSES:
         rest = sum(n for _, n in statuses[TOP_STATUSES:])
         lines.append(f"{rest:>5}  ({len(statuses) - TOP_STATUSES} other statuses; see gradebook.csv)")
@@ -128,7 +129,7 @@ def _table(headers: list[str], body: list[list[object]], row_classes: list[str] 
     out = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
     for i, cells in enumerate(body):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(one_line(c, 2000))}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
@@ -142,7 +143,8 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;p
 th{background:#f3f3f3}tr.problem td{background:#fff3e0}img{max-width:100%}.note{color:#666}"""
 
 
-def render_report(rows: list[dict[str, str]], points: dict[str, float], checks: list[CheckCount]) -> str:
+def render_report(rows: list[dict[str, str]], points: dict[str, float], checks: list[CheckCount],
+                  confinement: str | None = None) -> str:
     """The report page as one self-contained HTML string."""
     import matplotlib
 
@@ -157,6 +159,7 @@ def render_report(rows: list[dict[str, str]], points: dict[str, float], checks: 
              f"<style>{STYLE}</style></head><body>",
              "<h1>Grading report</h1>",
              f"<p>{n} submissions; total: mean {mean} / {possible:g}, median {median}.</p>",
+             f"<p>Confinement of the submissions' processes: {html.escape(confinement or 'not recorded')}.</p>",
              "<h2>Totals</h2>", f'<img alt="histogram of totals" src="{_histogram(totals, possible)}">',
              "<h2>Per question</h2>",
              _table(["question", "points", "mean score", "mean (% of points)", "full marks (% of class)"],
@@ -182,10 +185,10 @@ def render_report(rows: list[dict[str, str]], points: dict[str, float], checks: 
     return "\n".join(parts)
 
 
-def write_report(rows: list[dict[str, str]], out: Path, points: dict[str, float]) -> Path:
+def write_report(rows: list[dict[str, str]], out: Path, points: dict[str, float], confinement: str | None = None) -> Path:
     """Write ``out/report.html`` from the gradebook rows and ``out/feedback/*/results.json``; return its path."""
     folders = [out / "feedback" / safe_name(r.get("submission", "")) for r in rows]
-    page = render_report(rows, points, count_failed_checks(folders))
+    page = render_report(rows, points, count_failed_checks(folders), confinement)
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -26,7 +26,6 @@ import ctypes
 import json
 import os
 import random
-import resource
 import select
 import signal
 import socket
@@ -41,6 +40,8 @@ import torch  # imported once in the server: the expensive part of starting a ru
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
+from .confine import confine
+from .lockdown import clean_environment, close_fds, set_rlimits
 from .wire import Lost, encode, identifier, one_line, receive, send
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -229,118 +230,11 @@ def _run_cell(shell: InteractiveShell, source: str, timeout: float) -> bool:
     return not timed_out
 
 
-CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x4000, 1 << 18, 0x1000
-
-
-def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = lambda s: None if s is None else s.encode()
-    if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
-        raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
-
-
-MS_RDONLY, MS_REMOUNT, MS_NOSUID, MS_NODEV = 1, 32, 2, 4
-SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
-
-
-def enter_minimal_root(*, workdir: str, expose: list[str], staging: Path) -> None:
-    """Confine this process to a new root holding only the system, Python and its own folder.
-
-    In a private mount namespace, a tmpfs becomes the root directory; the system folders and the
-    Python installation are mounted into it read-only, the submission's folder read-write, and a
-    fresh /tmp and /proc are added. Nothing else exists there: no repository, no hidden tests,
-    no other submission, no home folders.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
-    _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
-    new_root = staging / f"root-{os.getpid()}"
-    new_root.mkdir(parents=True, exist_ok=True)
-    _mount(libc, "tmpfs", str(new_root), "tmpfs", MS_NOSUID, "mode=0755,size=64m")
-    for name in ("dev", "proc", "tmp"):  # before the binds: the submission's folder may live in /tmp
-        (new_root / name).mkdir()
-    _mount(libc, "/dev", str(new_root / "dev"), None, MS_BIND | MS_REC)
-    if (new_root / "dev" / "shm").is_dir():  # the host's shared memory would be a channel between submissions
-        _mount(libc, "tmpfs", str(new_root / "dev" / "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")
-    _mount(libc, "proc", str(new_root / "proc"), "proc", MS_NOSUID | MS_NODEV)
-    _mount(libc, "tmpfs", str(new_root / "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
-    inside_system = lambda p: any(p == d or p.startswith(d + "/") for d in SYSTEM_DIRS)
-    for source in [*SYSTEM_DIRS, *(p for p in expose if not inside_system(p)), workdir]:
-        src = Path(source)
-        target = new_root / src.relative_to("/")
-        if src.is_symlink():  # /bin -> usr/bin on merged-/usr systems
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(os.readlink(src))
-            continue
-        if not src.is_dir():
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        _mount(libc, str(src), str(target), None, MS_BIND | MS_REC)
-        if source != workdir:
-            _mount(libc, None, str(target), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
-    os.chroot(new_root)
-    os.chdir(workdir)
-
-
-def _python_paths_here() -> list[str]:
-    import sysconfig
-
-    return [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
-
-
-def readable_by_anyone(paths: list[str]) -> bool:
-    """Can a user with no account reach and read these folders (every parent enterable)?"""
-    for path in map(Path, paths):
-        if not os.stat(path).st_mode & 0o005 == 0o005:
-            return False
-        if any(not os.stat(parent).st_mode & 0o001 for parent in path.parents):
-            return False
-    return True
-
-
-def confine(*, uid: int, workdir: str, expose: list[str], staging: Path, conn) -> None:
-    """As root: a minimal root and a user id of our own; degrade, and say so, where the host forbids it.
-
-    Containers without CAP_SYS_ADMIN (Docker's default) refuse the mount namespace: then the run
-    keeps the whole filesystem view but still drops to its own user id, which is enough to keep
-    root-only files (the hidden tests) unreadable, provided that user can read Python at all.
-    """
-    try:
-        if not expose:
-            raise OSError("the minimal root is switched off")
-        enter_minimal_root(workdir=workdir, expose=expose, staging=staging)
-    except OSError as e:
-        expose = expose or _python_paths_here()
-        if not readable_by_anyone(expose):
-            send(conn, event="isolation", level="none", reason=f"{e}; Python is not readable by other users")
-            return
-        send(conn, event="isolation", level="user id only", reason=str(e))
-    os.umask(0o077)
-    _drop_privileges(uid, workdir)
-
-
-def _drop_privileges(uid: int, workdir: str) -> None:
-    """Become an unprivileged user of our own: no access to the grader's files or other submissions."""
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-    os.environ.update(HOME=workdir, USER="student", IPYTHONDIR=f"{workdir}/.ipython", MPLCONFIGDIR=f"{workdir}/.matplotlib")
-
-
-ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def clean_environment(workdir: str) -> None:
-    """Keep only an allowlist of the grader's environment variables; the rest is the submission's own."""
-    kept = {k: os.environ[k] for k in ENV_ALLOWED if k in os.environ}
-    os.environ.clear()
-    os.environ.update(kept, HOME=workdir, USER="student", MPLBACKEND="Agg", IPYTHONDIR=f"{workdir}/.ipython",
-                      MPLCONFIGDIR=f"{workdir}/.matplotlib", PYTHONDONTWRITEBYTECODE="1")
 
 
 def run_submission(*, conn, workdir: str, skip_cells: list[int], seed: int | None, cell_timeout: float,
                    question_timeout: float, memory_mb: int, uid: int | None = None, expose: list[str] = (),
-                   staging: str = "") -> None:
+                   staging: str = "", mode: str = "none") -> None:
     """Entry point of the forked process for one submission: the supervisor (never returns normally)."""
     torch.set_num_threads(1)  # no OpenMP worker threads: probes run in forked processes
     os.setsid()
@@ -349,19 +243,18 @@ def run_submission(*, conn, workdir: str, skip_cells: list[int], seed: int | Non
     log = open(Path(workdir) / ".grading.log", "ab", buffering=0)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    close_fds(keep={conn.fileno(), log.fileno()})  # nothing but the channel to the verdict process and the log
+    clean_environment(workdir)
     os.chdir(workdir)
     sys.path.insert(0, workdir)
-    clean_environment(workdir)
     if memory_mb:
         import psutil
 
-        limit = psutil.Process().memory_info().vms + memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
+        set_rlimits(psutil.Process().memory_info().vms + memory_mb * 2**20)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     nb = nbformat.read(Path(workdir) / "vae_hw.ipynb", as_version=4)
-    if uid is not None:
-        confine(uid=uid, workdir=workdir, expose=list(expose), staging=Path(staging), conn=conn)
+    confine(mode=mode, uid=uid, workdir=workdir, expose=list(expose), staging=Path(staging))
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     runner = os.fork()
     if runner == 0:
