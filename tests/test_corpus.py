@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from vaehw.grade import safe_name
 from vaehw.known import top_level_nodes
 from vaehw.questions import QUESTIONS
 
@@ -60,8 +61,7 @@ def _feedback_sections(text: str) -> dict[str, str]:
 
 
 def _feedback(graded_known_dir: Path, k) -> str:
-    safe = re.sub(r"[^\w.-]+", "_", k.path.name)[:120]
-    return (graded_known_dir / "feedback" / safe / "feedback.txt").read_text(encoding="utf-8")
+    return (graded_known_dir / "feedback" / safe_name(k.path.name) / "feedback.txt").read_text(encoding="utf-8")
 
 
 def test_corpus_is_large_enough_and_covers_every_question(known):

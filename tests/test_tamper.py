@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.grade import grade_submissions
+from vaehw.grade import grade_submissions, safe_name
 from vaehw.gradescope import check
 from vaehw.known import materialise_known
 from vaehw.questions import QUESTIONS
@@ -26,6 +26,67 @@ from vaehw.results import question_scores
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ISOLATED = os.geteuid() == 0  # the minimal root and a user id of its own need root, as on Gradescope
+
+# A variable of the grader's environment that no submission may learn: set before any grading, so
+# that the fork server the runs come from (make grade) and run_autograder (Gradescope) both hold it.
+CANARY = "VAEHW-CANARY-5d0c41e2"
+os.environ["VAEHW_CANARY"] = CANARY
+LEAKS = ("tamper-leak-in-exceptions", "tamper-hidden-to-public")
+EXFIL_PORT = 47611  # where tamper-hidden-to-public sends what its probes see
+
+
+class _Listener:
+    """Accepts connections on 127.0.0.1:EXFIL_PORT for the whole module and keeps what arrives."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.received = bytearray()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind(("127.0.0.1", EXFIL_PORT))
+            self.sock.listen(64)
+            self.listening = True
+            threading.Thread(target=self._serve, daemon=True).start()
+        except OSError:
+            self.listening = False
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    while chunk := conn.recv(1 << 16):
+                        self.received += chunk
+                except OSError:
+                    pass
+
+
+LISTENER = _Listener()
+
+
+def _hidden_probe_names(autograder_zip: Path) -> set[str]:
+    """The names of the probes of every hidden test in the autograder zip."""
+    import ast
+
+    names = set()
+    with zipfile.ZipFile(autograder_zip) as zf:
+        for name in zf.namelist():
+            if not (name.startswith("tests/") and name.endswith(".py")):
+                continue
+            for func in ast.parse(zf.read(name).decode()).body:
+                hidden = isinstance(func, ast.FunctionDef) and any(
+                    isinstance(d, ast.Call) and any(k.arg == "hidden" and getattr(k.value, "value", False) is True
+                                                    for k in d.keywords) for d in func.decorator_list)
+                if hidden:
+                    names |= {n.name for n in func.body if isinstance(n, ast.FunctionDef) and n.name.startswith("probe_")}
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +99,16 @@ def tamper(dist, points, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def graded_tamper(tamper, autograder_zip, tmp_path_factory) -> dict[str, dict[str, str]]:
+def graded_tamper_dir(tamper, autograder_zip, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("graded-tamper")
     grade_submissions([k.path for k in tamper], out=out, autograder_zip=autograder_zip,
                       jobs=os.cpu_count() or 2, timeout=600, progress=None)
-    with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
+    return out
+
+
+@pytest.fixture(scope="module")
+def graded_tamper(graded_tamper_dir) -> dict[str, dict[str, str]]:
+    with open(graded_tamper_dir / "gradebook.csv", newline="", encoding="utf-8") as f:
         return {row["submission"]: row for row in csv.DictReader(f)}
 
 
@@ -63,7 +129,9 @@ def test_the_corpus_covers_every_attack(tamper):
     names = {k.name for k in tamper}
     assert {"tamper-patch-comparisons", "tamper-patch-otter", "tamper-patch-grader", "tamper-rewrite-files",
             "tamper-forged-results-json", "tamper-os-exit", "tamper-sys-exit", "tamper-background-process",
-            "tamper-read-everything"} <= names
+            "tamper-read-everything", "tamper-forge-every-probe", "tamper-collect-probes", "tamper-leak-in-exceptions",
+            "tamper-replace-data", "tamper-memorising-vae", "tamper-hidden-to-public",
+            "tamper-read-grader-memory"} <= names
     assert all(k.baseline for k in tamper)
 
 
@@ -140,3 +208,88 @@ def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, aut
     attack = next(k for k in tamper if k.name == "tamper-patch-comparisons")
     result = run_otter(attack.path.read_bytes(), autograder_zip=autograder_zip, timeout=600)
     assert result.scores["q2d"] > float(graded_known[f"{attack.baseline}.ipynb"]["q2d"]) == attack.expected["q2d"]
+
+
+def _student_texts(graded_tamper_dir: Path, gradescope_tamper, name: str) -> dict[str, str]:
+    """Everything a student may read of one attack's grading: feedback, results.json, Gradescope stdout."""
+    import json
+
+    texts = {}
+    folder = graded_tamper_dir / "feedback" / safe_name(f"{name}.ipynb")
+    for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+        texts[f"make grade {path.name}"] = path.read_text(errors="replace")
+    results, stdout = gradescope_tamper[name]
+    texts["gradescope results.json"] = json.dumps(results)
+    texts["gradescope stdout"] = stdout
+    return texts
+
+
+def _hidden_messages(graded_tamper_dir: Path, gradescope_tamper, name: str) -> list[str]:
+    folder = graded_tamper_dir / "feedback" / safe_name(f"{name}.ipynb")
+    lines = [line for line in (folder / "feedback.txt").read_text().splitlines() if "(hidden):" in line]
+    for t in gradescope_tamper[name][0]["tests"]:
+        if t["name"].endswith("hidden tests: details"):
+            lines += t.get("output", "").splitlines()
+    return lines
+
+
+def test_errors_carrying_the_grader_s_secrets_leak_nothing(tamper, graded_tamper_dir, gradescope_tamper, autograder_zip):
+    """Do errors that carry the grader's environment, caller frames and probes leave no trace of them?
+
+    The canary is in the grader's environment; the attacks put it (from /proc/self/environ and
+    os.environ), the probes' sources and arguments, and what other snapshots captured into every
+    error message, every print and every connection they can make. A public test may show the
+    student's own message (prefixed LEAK-); nothing of a hidden probe, and no canary, may appear.
+    """
+    hidden = _hidden_probe_names(autograder_zip)
+    assert hidden
+    for name in LEAKS:
+        for where, text in _student_texts(graded_tamper_dir, gradescope_tamper, name).items():
+            assert CANARY not in text, f"{name}: the grader's environment leaked into {where}"
+            assert not [p for p in hidden if p in text], f"{name}: a hidden probe leaked into {where}"
+        for line in _hidden_messages(graded_tamper_dir, gradescope_tamper, name):
+            assert "LEAK" not in line, f"{name}: a hidden test repeated the student's message: {line}"
+
+
+def test_hidden_feedback_carries_nothing_from_other_snapshots(graded_tamper_dir, gradescope_tamper):
+    """Is a hidden test's message independent of what other questions' probes were?
+
+    tamper-hidden-to-public answers each hidden probe with an error whose type, in sorted order of
+    the built-in exception names, counts the other questions' probes its snapshot has learnt of. A
+    snapshot that only ever sees its own question's probes names one of the first few types.
+    """
+    import builtins
+
+    types = sorted(n for n in dir(builtins) if isinstance(getattr(builtins, n), type)
+                   and issubclass(getattr(builtins, n), BaseException))
+    for line in _hidden_messages(graded_tamper_dir, gradescope_tamper, "tamper-hidden-to-public"):
+        named = [i for i, t in enumerate(types) if f" {t} raised by " in f" {line.split(': ', 1)[-1]}"]
+        assert all(i < 5 for i in named), f"a hidden message carries what other snapshots saw: {line}"
+
+
+def test_no_probe_reaches_the_network(graded_tamper_dir, gradescope_tamper):
+    """Did nothing the probes of tamper-hidden-to-public saw reach a listener on the grader's host?"""
+    assert LISTENER.listening, f"port {EXFIL_PORT} was taken: the test could not listen"
+    assert b"probe_" not in LISTENER.received, (
+        f"{len(LISTENER.received)} bytes of probes (hidden ones included) left the sandbox over the network")
+
+
+def _grade_as_other_user(path: Path, autograder_zip: Path):
+    """Grade one notebook through make grade's executor as a grader without root would (no user id of its own)."""
+    from vaehw.executor import Executor
+
+    with Executor(autograder_zip) as ex:
+        ex.isolated_users = False  # what os.geteuid() != 0 gives
+        return ex.grade(path.read_bytes())
+
+
+def test_a_grader_without_root_leaks_nothing(tamper, autograder_zip):
+    """Graded by an ordinary user, do the leaking notebook and the memory reader still learn nothing?"""
+    import json
+
+    attacks = {k.name: k for k in tamper}
+    leak = _grade_as_other_user(attacks["tamper-leak-in-exceptions"].path, autograder_zip)
+    assert CANARY not in json.dumps(leak.results), "the grader's environment leaked into results.json (/proc/self/environ)"
+    reader = attacks["tamper-read-grader-memory"]
+    scores = _grade_as_other_user(reader.path, autograder_zip).scores
+    assert scores == reader.expected, f"the hidden tests were read from the grading process's memory: {scores}"
