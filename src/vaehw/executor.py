@@ -10,6 +10,7 @@ after the answers costs nothing and a crash in the middle costs only what depend
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import multiprocessing
@@ -32,6 +33,7 @@ from .runner import RunResult
 from .text import one_line
 
 MAX_RESTARTS = 3
+PR_SET_DUMPABLE = 4
 _SERVER_LOCK = threading.Lock()
 MAX_REPORT = 16 * 2**20  # bytes: the verdict process's reports are small; a larger one ends the run
 FIRST_UID, UID_RANGE = 61000, 2000  # user ids with no account: one per run, so runs cannot touch each other
@@ -46,7 +48,20 @@ def _context():
     if server._forkserver_pid is not None and "vaehw.sandbox" not in (server._preload_modules or []):
         server._stop()  # a server someone else started has neither our preloads nor our environment
     ctx.set_forkserver_preload(["vaehw.sandbox", "otter.test_files"])
+    # The server starts with a bare environment: a submission forked from it can read the environment
+    # its process was started with (/proc/self/environ), whatever it is given afterwards.
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update({k: saved[k] for k in SERVER_ENV if k in saved})
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     return ctx
+
+
+SERVER_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class Executor:
@@ -60,6 +75,9 @@ class Executor:
                  insecure: bool = False, verdict_memory_mb: int = 1024):
         self.timeout, self.cell_timeout, self.question_timeout, self.memory_mb = timeout, cell_timeout, question_timeout, memory_mb
         self.verdict_memory_mb = verdict_memory_mb
+        # Not dumpable: no process of a submission can read this one's memory (the hidden tests, the key)
+        # through /proc/<pid>/mem or ptrace, even where it runs as the same user.
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         self._private = Path(tempfile.mkdtemp(prefix="vaehw-grader-"))
         os.chmod(self._private, 0o700)
         self.files_dir = self._private / "files"
