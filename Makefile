@@ -9,7 +9,7 @@ SUBMISSIONS ?=
 OUT ?= dist/grades
 JOBS ?=
 N ?= 40
-SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz $(wildcard autograder/*) $(wildcard src/vaehw/*.py src/vaehw/*.json) $(wildcard solutions/*)
+SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz $(wildcard assignment/student/*) $(wildcard autograder/*) $(wildcard src/vaehw/*.py src/vaehw/*.json src/vaehw/written/*.py) $(wildcard solutions/*)
 
 .DEFAULT_GOAL := help
 .PHONY: help install assign grade gradescope-check test bench calibrate clean

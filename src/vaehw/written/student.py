@@ -235,11 +235,15 @@ RENAMED = {"dot.circle": "dot.o", "times.circle": "times.o", "plus.circle": "plu
            "sect": "inter", "sect.big": "inter.big", "union.big": "union.big"}
 
 
-def _pandoc_typst(ast_doc: dict) -> str:
-    """Typst markup of a pandoc AST, with the renamed math symbols fixed (inside math only)."""
+def fix_math(markup: str) -> str:
+    """Typst markup with the renamed math symbols fixed (inside math only)."""
     words = re.compile(r"(?<![\w.])(%s)(?![\w.])" % "|".join(re.escape(k) for k in RENAMED))
     fix = lambda m: words.sub(lambda w: RENAMED[w.group(1)], m.group(0))
-    return re.sub(r"(?<!\\)\$(?:\\.|[^$\\])*\$", fix, _pandoc(json.dumps(ast_doc), "json", "typst"))
+    return re.sub(r"(?<!\\)\$(?:\\.|[^$\\])*\$", fix, markup)
+
+
+def _pandoc_typst(ast_doc: dict) -> str:
+    return fix_math(_pandoc(json.dumps(ast_doc), "json", "typst"))
 
 
 def _math_compiles(node: dict) -> bool:
