@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 
 from .questions import QUESTIONS, question_points
-from .results import gradescope_results, messages_from_cases
+from .results import gradescope_results, messages_from_cases, written_answers_entry
 from .runner import RunResult
 
 MAX_RESTARTS = 3
@@ -150,6 +150,7 @@ class Executor:
                 cases[q] = e["cases"]
         status = "ok" if not problems else "; ".join(dict.fromkeys(problems))
         results = gradescope_results(cases, self.points, status, per_question)
+        results["tests"].append(written_answers_entry(notebook))
         return RunResult(status, scores, results, time.monotonic() - start,
                          messages=messages_from_cases(cases))
 
