@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             from .gradebook import format_table
             from .questions import question_points
             from .report import summary_text, write_report
+            from .written import ta as written_ta
 
+            written = written_ta.prepare(args.paths, args.out, answer_key=args.autograder.parent / "solutions" / "README.md",
+                                         autograder_zip=args.autograder, jobs=args.jobs)
             if args.docker:
                 from .docker import grade_with_docker
 
@@ -84,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
                                          timeout=args.timeout, force=args.force,
                                          engine=args.engine, memory_mb=args.memory_mb)
+            rows, written_points = written_ta.finish(written, rows)
             print(format_table(rows))
-            points = question_points(args.autograder)
+            points = {**question_points(args.autograder), **written_points}
             report = write_report(rows, args.out, points)
             print(f"\n{summary_text(rows, points)}")
             print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/   report: {report}")
+            print(f"written answers: {args.out / 'written' / 'index.html'}   scores: {args.out / 'written_scores.csv'}")
         elif args.command == "bench":
             from .bench import main as bench
 

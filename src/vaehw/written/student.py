@@ -25,7 +25,7 @@ ANSWER_TAGS = {"otter_answer_cell", "otter_assign_solution_cell"}  # the student
 PROMPT = re.compile(r"\*\*(q\d+[a-z]) \(([a-z ]+)[,)]")
 MARKER = re.compile(r"<!--\s*(BEGIN|END) QUESTION\s*-->")
 # Student Markdown is data: no raw HTML, TeX or Typst passes through pandoc; it shows as text.
-READER = "markdown-raw_html-raw_attribute-raw_tex"
+READER = "markdown-raw_html-raw_attribute-raw_tex-smart"
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
 MAX_IMAGE_BYTES = 8 * 2**20
 API: list[int] = [1, 23, 1]  # pandoc's AST version, updated from pandoc's own output
@@ -96,17 +96,17 @@ def _has_ellipsis(code: str) -> bool:
 def unanswered(nb: dict) -> list[str]:
     """Ids of written answers still empty or at the placeholder and of code answers still holding ``...``."""
     questions = read_questions(nb)
-    missing = [q for q in WRITTEN if q not in questions or _is_blank(questions[q].text)]
+    missing = [q for q in WRITTEN if q not in questions or is_blank(questions[q].text)]
     missing += [q for q, question in questions.items()
                 if question.kind == "code" and any(_has_ellipsis(a) for a in question.answers)]
     return missing
 
 
-def _is_blank(text: str) -> bool:
+def is_blank(text: str) -> bool:
     return not text.replace(PLACEHOLDER, "").strip()
 
 
-def _pandoc(text: str, fmt_from: str, fmt_to: str) -> str:
+def pandoc_convert(text: str, fmt_from: str, fmt_to: str) -> str:
     import pypandoc
 
     return pypandoc.convert_text(text, fmt_to, format=fmt_from, extra_args=["--quiet"])
@@ -175,7 +175,7 @@ class _Images:
 
 def to_ast(markdown: str, images: _Images | None, *, math=True) -> dict:
     """Student Markdown as a sanitised pandoc AST: no raw markup, no attributes, links as text."""
-    doc = json.loads(_pandoc(markdown, READER, "json"))
+    doc = json.loads(pandoc_convert(markdown, READER, "json"))
     global API
     API = doc["pandoc-api-version"]
 
@@ -213,6 +213,7 @@ PREAMBLE = """#let horizontalrule = line(start: (25%,0%), end: (75%,0%))
     #h(1fr) #CONT])
 #set text(size: 11pt)
 #set par(justify: false)
+#set smartquote(enabled: false)
 """
 
 
@@ -224,7 +225,7 @@ def question_source(q: Question | None, qid: str, workdir: Path, *, template: bo
     body = f"= {qid}\n\n{prompt}\n\n#line(length: 100%, stroke: 0.5pt + gray)\n*Answer*\n\n"
     if template:
         return head + body
-    if q is None or _is_blank(q.text):
+    if q is None or is_blank(q.text):
         return head + body + f"#text(fill: red)[{_typst_string(NO_ANSWER)}]\n"
     images = _Images(workdir, q.attachments, folder, use_images)
     return head + body + _pandoc_typst(to_ast(q.text.replace(PLACEHOLDER, ""), images, math=math))
@@ -243,7 +244,7 @@ def fix_math(markup: str) -> str:
 
 
 def _pandoc_typst(ast_doc: dict) -> str:
-    return fix_math(_pandoc(json.dumps(ast_doc), "json", "typst"))
+    return fix_math(pandoc_convert(json.dumps(ast_doc), "json", "typst"))
 
 
 def _math_compiles(node: dict) -> bool:

@@ -1,0 +1,103 @@
+"""The TA's pages: one HTML page per written question with every submission's answer, and an index.
+
+Math is rendered here, into MathML (pandoc), so the pages need no script, CDN or network. Student
+text is data: it goes through the sanitised AST of ``student.to_ast`` (no raw HTML, no attributes, no
+live links) and every string we add ourselves is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from .rubric import Rubric
+from .student import NO_ANSWER, WRITTEN, Question, is_blank, pandoc_convert, checked_image, to_ast
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:78rem;padding:1rem 2rem;line-height:1.45}
+.row{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:2rem;align-items:start}
+.key{position:sticky;top:0;max-height:100vh;overflow:auto;background:#f6f8fa;padding:0 1rem;font-size:.9rem}
+.answer{border-top:1px solid #ccc;padding:.3rem 0 1rem}.answer h3{font-size:1rem;margin:.6rem 0}
+.none{color:#b00}img{max-width:100%;max-height:20rem}pre,code{white-space:pre-wrap;word-break:break-word}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+class _HtmlImages:
+    """Images an answer embeds, re-encoded by us as data: URIs (never the student's own markup)."""
+
+    def __init__(self, attachments: dict):
+        self.attachments = attachments
+
+    def __call__(self, url: str) -> dict:
+        found = checked_image(url, self.attachments, None)
+        if isinstance(found, dict):
+            return found
+        mime = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif"}[found[1]]
+        src = f"data:{mime};base64,{base64.b64encode(found[0]).decode()}"
+        return {"t": "RawInline", "c": ["html", f'<img alt="image in the answer" src="{src}">']}
+
+
+def answers_html(answers: list[Question | None]) -> list[str]:
+    """Each answer as an HTML fragment with MathML, in one pandoc call for the lot."""
+    blocks, api = [], None
+    for i, q in enumerate(answers):
+        blocks.append({"t": "RawBlock", "c": ["html", f'<div class="cut" id="cut{i}"></div>']})
+        if q is None or is_blank(q.text):
+            blocks.append({"t": "RawBlock", "c": ["html", f'<p class="none">{NO_ANSWER}</p>']})
+            continue
+        doc = to_ast(q.text, _HtmlImages(q.attachments))
+        api = doc["pandoc-api-version"]
+        blocks.extend(doc["blocks"])
+    if api is None:
+        api = json.loads(pandoc_convert("", "markdown", "json"))["pandoc-api-version"]
+    out = _to_html(json.dumps({"pandoc-api-version": api, "meta": {}, "blocks": blocks}))
+    parts = out.split('<div class="cut" id="cut')
+    return [p.split("></div>", 1)[1] if "></div>" in p else "" for p in parts[1:]]
+
+
+def _to_html(ast_json: str) -> str:
+    import pypandoc
+
+    return pypandoc.convert_text(ast_json, "html5", format="json", extra_args=["--quiet", "--mathml"])
+
+
+def markdown_html(markdown: str) -> str:
+    """Trusted Markdown (the answer key) as HTML with MathML."""
+    import pypandoc
+
+    return pypandoc.convert_text(markdown, "html5", format="markdown", extra_args=["--quiet", "--mathml"])
+
+
+def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answers: list[Question | None],
+                  pdf_links: dict[str, str]) -> str:
+    """One written question: the prompt, then every submission's answer beside the model answer and rubric."""
+    rendered = answers_html(answers)
+    items = []
+    for name, fragment in zip(names, rendered):
+        link = f' <a href="{html.escape(pdf_links[name])}">PDF</a>' if name in pdf_links else ""
+        items.append(f'<div class="answer"><h3>{html.escape(name)}{link}</h3>\n{fragment}</div>')
+    nav = " · ".join(f'<a href="{q}.html">{q}</a>' if q != qid else f"<b>{q}</b>" for q in WRITTEN)
+    body = (f'<p><a href="index.html">all questions</a> · {nav}</p>'
+            f"<h1>{html.escape(qid)} ({rubric.points:g} point{'s' if rubric.points != 1 else ''})</h1>"
+            f"{prompt}<div class=\"row\"><div>{''.join(items)}</div>"
+            f'<aside class="key"><h2>Model answer and rubric</h2>{markdown_html(rubric.markdown)}</aside></div>')
+    return _page(f"{qid}: written answers", body)
+
+
+def index_page(rubrics: dict[str, Rubric], names: list[str], answered: dict[str, set[str]],
+               pdf_links: dict[str, str], scores_csv: str) -> str:
+    """The list of written questions, how many submissions answered each, and the PDFs."""
+    rows = "".join(f'<tr><td><a href="{q}.html">{q}</a></td><td>{html.escape(r.title)}</td><td>{r.points:g}</td>'
+                   f"<td>{len(answered[q])} / {len(names)}</td></tr>" for q, r in rubrics.items())
+    pdfs = "".join(f'<li><a href="{html.escape(link)}">{html.escape(name)}</a></li>' for name, link in pdf_links.items())
+    body = (f"<h1>Written answers</h1><p>{len(names)} submissions. Enter points in "
+            f"<code>{html.escape(scores_csv)}</code> (steps of 0.25); the next <code>make grade</code> adds them "
+            f"to the gradebook.</p><table><tr><th>question</th><th>about</th><th>points</th><th>answered</th></tr>"
+            f"{rows}</table><h2>PDFs made from the notebooks</h2><ul>{pdfs or '<li>none</li>'}</ul>")
+    return _page("Written answers", body)
