@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,7 +38,10 @@ def reference_notebook(autograder_notebook: Path) -> dict:
         if "otter_answer_cell" in tags and "".join(cell["source"]).strip() == student.PLACEHOLDER:
             continue
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k == "tags"}
-        if cell["cell_type"] == "code":
+        if cell["cell_type"] == "code":  # no otter markers in a handout
+            lines = "".join(cell["source"]).splitlines()
+            lines = [re.sub(r"\s*# SOLUTION$", "", x) for x in lines if not re.match(r"\s*# (BEGIN|END) SOLUTION", x)]
+            cell["source"] = "\n".join(lines)
             cell["outputs"], cell["execution_count"] = [], None
         cells.append(cell)
     nb["cells"] = cells

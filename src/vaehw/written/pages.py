@@ -20,6 +20,7 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:78rem;p
 .key{position:sticky;top:0;max-height:100vh;overflow:auto;background:#f6f8fa;padding:0 1rem;font-size:.9rem}
 .answer{border-top:1px solid #ccc;padding:.3rem 0 1rem}.answer h3{font-size:1rem;margin:.6rem 0}
 .none{color:#b00}img{max-width:100%;max-height:20rem}pre,code{white-space:pre-wrap;word-break:break-word}
+math[display=block]{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}"""
 
 
@@ -71,7 +72,8 @@ def markdown_html(markdown: str) -> str:
     """Trusted Markdown (the answer key) as HTML with MathML."""
     import pypandoc
 
-    return pypandoc.convert_text(markdown, "html5", format="markdown", extra_args=["--quiet", "--mathml"])
+    return pypandoc.convert_text(markdown, "html5", format="markdown+lists_without_preceding_blankline",
+                                 extra_args=["--quiet", "--mathml"])
 
 
 def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answers: list[Question | None],

@@ -25,7 +25,7 @@ ANSWER_TAGS = {"otter_answer_cell", "otter_assign_solution_cell"}  # the student
 PROMPT = re.compile(r"\*\*(q\d+[a-z]) \(([a-z ]+)[,)]")
 MARKER = re.compile(r"<!--\s*(BEGIN|END) QUESTION\s*-->")
 # Student Markdown is data: no raw HTML, TeX or Typst passes through pandoc; it shows as text.
-READER = "markdown-raw_html-raw_attribute-raw_tex-smart"
+READER = "markdown+lists_without_preceding_blankline-raw_html-raw_attribute-raw_tex-smart"
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
 MAX_IMAGE_BYTES = 8 * 2**20
 API: list[int] = [1, 23, 1]  # pandoc's AST version, updated from pandoc's own output
