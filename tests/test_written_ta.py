@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from pypdf import PdfReader
 
 from vaehw.errors import UsageError
+from vaehw.results import question_scores, validate_results
 from vaehw.written.pages import answers_html
 from vaehw.written.scores import read_sheet
 from vaehw.written.student import WRITTEN, Question
@@ -125,10 +127,24 @@ def test_grade_writes_pages_pdfs_and_blank_sheet(graded):
 
 
 @pytest.mark.slow
+def test_results_json_shows_the_written_answers(graded):
+    """Does results.json carry the written answers in a zero-point, visible Markdown entry?"""
+    _, out = graded
+    for name, expect in (("full-credit.ipynb", "strict concavity"), ("blank.ipynb", "(no answer)")):
+        results = json.loads((out / "feedback" / name / "results.json").read_text(encoding="utf-8"))
+        validate_results(results)
+        [entry] = [t for t in results["tests"] if t["name"].startswith("Written answers")]
+        assert entry["visibility"] == "visible" and entry["output_format"] == "md" and "score" not in entry
+        assert expect in entry["output"] and all(f"**{q}**" in entry["output"] for q in WRITTEN)
+        assert "Written" not in question_scores(results)  # the entry carries no points
+
+
+@pytest.mark.slow
 def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded):
     """Do the TA's points reach the gradebook and report (out of 25), and does each bad sheet fail in one line,
     leaving the gradebook as it was?"""
     subs, out = graded
+    auto = float(gradebook(out)["q3b-missing-half.ipynb"]["total"])
     scores = out / "written_scores.csv"
     good = [["full-credit.ipynb", "1", "1", "1", "2", "1", "1"], ["blank.ipynb", "0", "0", "0", "0", "0", "0"],
             ["q3b-missing-half.ipynb", "1", "0.75", "1", "1.5", "", ""]]
@@ -138,7 +154,7 @@ def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded):
     assert proc.returncode == 0, proc.stderr
     book = gradebook(out)
     assert (book["full-credit.ipynb"]["total"], book["full-credit.ipynb"]["possible"]) == ("25", "25")
-    assert (book["blank.ipynb"]["total"], book["q3b-missing-half.ipynb"]["total"]) == ("0", "21.75")
+    assert (book["blank.ipynb"]["total"], book["q3b-missing-half.ipynb"]["total"]) == ("0", f"{auto + 4.25:g}")
     assert book["q3b-missing-half.ipynb"]["q4a"] == "" and book["q3b-missing-half.ipynb"]["q1b"] == "0.75"
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "q5a" in report and "/ 25" in report

@@ -33,15 +33,23 @@ class Written:
     jobs: int
 
 
-def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: Path, jobs: int = 1) -> Written:
-    """Check ``OUT/written_scores.csv`` against the submissions and the rubric; raise UsageError if bad."""
+def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: Path, jobs: int = 1) -> Written | None:
+    """Check ``OUT/written_scores.csv`` against the submissions and the rubric; raise UsageError if bad.
+
+    None when there is no build to work from (no answer key or no readable autograder zip): grading then
+    reports what is missing.
+    """
+    try:
+        auto_possible = sum(question_points(autograder_zip).values())
+    except Exception:  # grade_submissions says what is wrong with the zip
+        return None
+    if not answer_key.is_file():
+        return None
     submissions = find_submissions(paths)
     rubrics = read_rubrics(answer_key)
     full = {q: r.points for q, r in rubrics.items()}
     points = sheet.read_sheet(out / sheet.SCORES_NAME, [n for n, _ in submissions], full)
-    auto_possible = sum(question_points(autograder_zip).values()) if autograder_zip.is_file() else 0.0
-    if autograder_zip.is_file():
-        sheet.strip_written(out / "gradebook.csv", auto_possible)
+    sheet.strip_written(out / "gradebook.csv", auto_possible)
     handout = autograder_zip.parent / "student" / "vae_hw.ipynb"
     prompts = {q: a.prompt for q, a in _answers(handout).items()} if handout.is_file() else {}
     return Written(out, submissions, rubrics, points, prompts, auto_possible, max(1, jobs))
@@ -76,11 +84,13 @@ def _pdf(nb_path: Path, target: Path) -> None:
     written_pdf(nb, target)
 
 
-def finish(written: Written, rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], dict[str, float]]:
+def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], dict[str, float]]:
     """Write ``OUT/written/`` and the score sheet; add any points to the gradebook and the rows.
 
     Returns the rows and the points of the written questions (empty while the sheet holds none).
     """
+    if written is None:
+        return rows, {}
     from ..grade import safe_name
 
     folder = written.out / "written"
