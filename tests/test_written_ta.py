@@ -159,12 +159,12 @@ def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded):
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "q5a" in report and "/ 25" in report
     before = (out / "gradebook.csv").read_bytes()
-    for bad, where in ((["nobody.ipynb", "1", "", "", "", "", ""], "row 5, column submission"),
-                       (["blank.ipynb", "", "", "", "2.5", "", ""], "row 5, column q3a"),
-                       (["blank.ipynb", "", "", "", "", "0.1", ""], "row 5, column q4a"),
-                       (["blank.ipynb", "", "x", "", "", "", ""], "row 5, column q1b")):
-        with open(scores, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([["submission", *WRITTEN], *good, bad])
+    for bad, where in ((["nobody.ipynb", "1", "", "", "", "", ""], "row 3, column submission"),
+                       (["blank.ipynb", "", "", "", "2.5", "", ""], "row 3, column q3a"),
+                       (["blank.ipynb", "", "", "", "", "0.1", ""], "row 3, column q4a"),
+                       (["blank.ipynb", "", "x", "", "", "", ""], "row 3, column q1b")):
+        with open(scores, "w", newline="", encoding="utf-8") as f:  # the blank notebook's row (row 3) goes bad
+            csv.writer(f).writerows([["submission", *WRITTEN], good[0], bad, good[2]])
         proc = grade(subs, out)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode != 0 and len(lines) == 1 and str(scores) in lines[0] and where in lines[0], proc.stderr
