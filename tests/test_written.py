@@ -186,3 +186,13 @@ def test_unreadable_notebook_never_raises(tmp_path, capsys):
     (tmp_path / "vae_hw.ipynb").write_text("{not json", encoding="utf-8")
     assert student.export_written(str(tmp_path / "vae_hw.ipynb"), str(tmp_path / "x.pdf")) == []
     assert "Could not read" in capsys.readouterr().out
+
+
+def test_solutions_handout_renders_the_model_answers(dist):
+    """Do dist/solutions/ hold the reference as HTML (MathML, no script) and PDF, with the written model answers?"""
+    html = (dist / "solutions" / "vae_hw-solutions.html").read_text(encoding="utf-8")
+    pdf = " ".join(page_texts(dist / "solutions" / "vae_hw-solutions.pdf"))
+    assert "<math" in html and "<script" not in html and "BEGIN SOLUTION" not in html
+    for qid, phrase in KEY_PHRASES.items():
+        assert phrase in re.sub(r"\s+", " ", html) and phrase in pdf, qid
+    assert "$" not in pdf and "\\frac" not in pdf and "def kl_divergence" in pdf
