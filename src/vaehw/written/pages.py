@@ -8,12 +8,15 @@ live links) and every string we add ourselves is escaped.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .rubric import Rubric
-from .student import NO_ANSWER, WRITTEN, Question, is_blank, pandoc_convert, checked_image, to_ast
+from .student import NO_ANSWER, READER, WRITTEN, Question, checked_image, is_blank, pandoc_convert, to_ast
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:78rem;padding:1rem 2rem;line-height:1.45}
 .row{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:2rem;align-items:start}
@@ -44,19 +47,33 @@ class _HtmlImages:
         return {"t": "RawInline", "c": ["html", f'<img alt="image in the answer" src="{src}">']}
 
 
-def answers_html(answers: list[Question | None]) -> list[str]:
-    """Each answer as an HTML fragment with MathML, in one pandoc call for the lot."""
-    blocks, api = [], None
+def _parsed(q: Question, cache: Path | None) -> dict:
+    """The sanitised AST of an answer, kept in ``cache`` by a hash of the answer (re-runs parse only new ones)."""
+    key = hashlib.sha256(json.dumps([READER, q.text, q.attachments], sort_keys=True).encode()).hexdigest()
+    path = cache / f"{key}.json" if cache else None
+    if path and path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    doc = to_ast(q.text, _HtmlImages(q.attachments))
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    return doc
+
+
+def answers_html(answers: list[Question | None], cache: Path | None = None) -> list[str]:
+    """Each answer as an HTML fragment with MathML: parsed one by one (in parallel), converted in one call."""
+    given = [q for q in answers if q is not None and not is_blank(q.text)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # pandoc runs as a subprocess
+        docs = dict(zip(map(id, given), pool.map(lambda q: _parsed(q, cache), given)))
+    api = next(iter(docs.values()))["pandoc-api-version"] if docs else \
+        json.loads(pandoc_convert("", "markdown", "json"))["pandoc-api-version"]
+    blocks = []
     for i, q in enumerate(answers):
         blocks.append({"t": "RawBlock", "c": ["html", f'<div class="cut" id="cut{i}"></div>']})
-        if q is None or is_blank(q.text):
+        if id(q) in docs:
+            blocks.extend(docs[id(q)]["blocks"])
+        else:
             blocks.append({"t": "RawBlock", "c": ["html", f'<p class="none">{NO_ANSWER}</p>']})
-            continue
-        doc = to_ast(q.text, _HtmlImages(q.attachments))
-        api = doc["pandoc-api-version"]
-        blocks.extend(doc["blocks"])
-    if api is None:
-        api = json.loads(pandoc_convert("", "markdown", "json"))["pandoc-api-version"]
     out = _to_html(json.dumps({"pandoc-api-version": api, "meta": {}, "blocks": blocks}))
     parts = out.split('<div class="cut" id="cut')
     return [p.split("></div>", 1)[1] if "></div>" in p else "" for p in parts[1:]]
@@ -77,9 +94,9 @@ def markdown_html(markdown: str) -> str:
 
 
 def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answers: list[Question | None],
-                  pdf_links: dict[str, str]) -> str:
+                  pdf_links: dict[str, str], cache: Path | None = None) -> str:
     """One written question: the prompt, then every submission's answer beside the model answer and rubric."""
-    rendered = answers_html(answers)
+    rendered = answers_html(answers, cache)
     items = []
     for name, fragment in zip(names, rendered):
         link = f' <a href="{html.escape(pdf_links[name])}">PDF</a>' if name in pdf_links else ""

@@ -103,7 +103,8 @@ def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[di
         list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]]), needs_pdf))
     for q, rubric in written.rubrics.items():
         prompt = markdown_html(written.prompts.get(q, ""))
-        page = question_page(q, rubric, prompt, names, [answers[n].get(q) for n in names], links)
+        page = question_page(q, rubric, prompt, names, [answers[n].get(q) for n in names], links,
+                             cache=folder / ".cache")
         (folder / f"{q}.html").write_text(page, encoding="utf-8")
     answered = {q: {n for n in names if q in answers[n] and not is_blank(answers[n][q].text)} for q in WRITTEN}
     (folder / "index.html").write_text(
