@@ -169,16 +169,21 @@ def test_hostile_answer_still_makes_the_pdf(full_credit, tmp_path, capsys, case)
 
 
 def test_five_megabyte_image_is_embedded(full_credit, tmp_path, capsys):
-    """Does a 5 MB pasted image (a cell attachment) end up on its question's page, in seconds?"""
+    """Does a 5 MB pasted image end up on its question's page, in seconds, and a missing, fake or remote one
+    show as a note?"""
     png = noise_png(int(5.1 * 2**20))
     assert len(png) > 5 * 2**20
-    nb = set_answer(full_credit, "q4a", "Here: ![plot](attachment:plot.png) and a missing ![x](attachment:nope.png)",
-                    {"plot.png": {"image/png": base64.b64encode(png).decode()}})
+    nb = set_answer(full_credit, "q4a", "Here: ![plot](attachment:plot.png), a missing ![x](attachment:nope.png), "
+                    "a fake ![y](attachment:fake.png) and a remote ![z](https://example.org/z.png)",
+                    {"plot.png": {"image/png": base64.b64encode(png).decode()},
+                     "fake.png": {"image/png": base64.b64encode(b"<svg onload=alert(1)>").decode()}})
     pdf, printed, seconds = export(nb, tmp_path, capsys)
     assert seconds < 30 and "Wrote" in printed
     reader = PdfReader(pdf)
     assert [len(p.images) for p in reader.pages] == [0, 0, 0, 0, 1, 0]
-    assert "[image not included: attachment:nope.png]" in page_texts(pdf)[4]
+    text = page_texts(pdf)[4]
+    assert "[image not included: attachment:nope.png]" in text and "[image not included: not a PNG file]" in text
+    assert "[image not included: https://example.org/z.png]" in text
 
 
 def test_unreadable_notebook_never_raises(tmp_path, capsys):

@@ -28,6 +28,7 @@ MARKER = re.compile(r"<!--\s*(BEGIN|END) QUESTION\s*-->")
 READER = "markdown+lists_without_preceding_blankline-raw_html-raw_attribute-raw_tex-smart"
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
 MAX_IMAGE_BYTES = 8 * 2**20
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpg": b"\xff\xd8\xff", "gif": b"GIF8"}
 API: list[int] = [1, 23, 1]  # pandoc's AST version, updated from pandoc's own output
 
 
@@ -153,6 +154,8 @@ def checked_image(url: str, attachments: dict, folder: Path | None) -> tuple[byt
         return _code(f"[image not included: {url if len(url) < 80 else url[:60] + '...'}]")
     if len(found[0]) > MAX_IMAGE_BYTES:
         return _code(f"[image not included: {len(found[0]) / 2**20:.1f} MB, over {MAX_IMAGE_BYTES // 2**20} MB]")
+    if not found[0].startswith(MAGIC[found[1]]):
+        return _code(f"[image not included: not a {found[1].upper()} file]")
     return found
 
 
