@@ -201,3 +201,13 @@ def test_solutions_handout_renders_the_model_answers(dist):
     for qid, phrase in KEY_PHRASES.items():
         assert phrase in re.sub(r"\s+", " ", html) and phrase in pdf, qid
     assert "$" not in pdf and "\\frac" not in pdf and "def kl_divergence" in pdf
+
+
+def test_formula_typst_refuses_is_shown_as_tex_alone(full_credit, tmp_path, capsys, monkeypatch):
+    """When Typst refuses one formula (here pandoc's pre-0.14 name for \\odot, left unfixed), is only that formula
+    shown as its TeX, the answer's other math still typeset?"""
+    monkeypatch.setattr(student, "fix_math", lambda markup: markup)
+    nb = set_answer(full_credit, "q5a", r"Noise $z = \mu + \sigma \odot \varepsilon$ and the fraction $\frac{a}{b}$.")
+    pdf, printed, _ = export(nb, tmp_path, capsys)
+    q5a = page_texts(pdf)[5]
+    assert r"$z = \mu + \sigma \odot \varepsilon$" in q5a and "\\frac" not in q5a and "Noise" in q5a, q5a

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .rubric import Rubric
-from .student import NO_ANSWER, READER, WRITTEN, Question, checked_image, is_blank, pandoc_convert, to_ast
+from .student import NO_ANSWER, READER, WRITTEN, Question, checked_image, is_blank, pandoc_api, to_ast
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:78rem;padding:1rem 2rem;line-height:1.45}
 .row{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:2rem;align-items:start}
@@ -65,8 +65,7 @@ def answers_html(answers: list[Question | None], cache: Path | None = None) -> l
     given = [q for q in answers if q is not None and not is_blank(q.text)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # pandoc runs as a subprocess
         docs = dict(zip(map(id, given), pool.map(lambda q: _parsed(q, cache), given)))
-    api = next(iter(docs.values()))["pandoc-api-version"] if docs else \
-        json.loads(pandoc_convert("", "markdown", "json"))["pandoc-api-version"]
+    api = pandoc_api()
     blocks = []
     for i, q in enumerate(answers):
         blocks.append({"t": "RawBlock", "c": ["html", f'<div class="cut" id="cut{i}"></div>']})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import json
 import re
 import sys
@@ -29,7 +30,6 @@ READER = "markdown+lists_without_preceding_blankline-raw_html-raw_attribute-raw_
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
 MAX_IMAGE_BYTES = 8 * 2**20
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpg": b"\xff\xd8\xff", "gif": b"GIF8"}
-API: list[int] = [1, 23, 1]  # pandoc's AST version, updated from pandoc's own output
 
 
 @dataclass
@@ -113,6 +113,12 @@ def pandoc_convert(text: str, fmt_from: str, fmt_to: str) -> str:
     return pypandoc.convert_text(text, fmt_to, format=fmt_from, extra_args=["--quiet"])
 
 
+@functools.cache
+def pandoc_api() -> list[int]:
+    """The AST version of the pandoc at hand (a document built by hand must carry it)."""
+    return json.loads(pandoc_convert("", "markdown", "json"))["pandoc-api-version"]
+
+
 def _walk(node, fix):
     """Apply ``fix`` to every pandoc AST element (dicts with "t"), children first; returns the new tree."""
     if isinstance(node, list):
@@ -179,8 +185,6 @@ class _Images:
 def to_ast(markdown: str, images: _Images | None, *, math=True) -> dict:
     """Student Markdown as a sanitised pandoc AST: no raw markup, no attributes, links as text."""
     doc = json.loads(pandoc_convert(markdown, READER, "json"))
-    global API
-    API = doc["pandoc-api-version"]
 
     def fix(node: dict):
         t = node["t"]
@@ -255,7 +259,7 @@ def _math_compiles(node: dict) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         blocks = [{"t": "Para", "c": [node]}]
         try:
-            _compile(_pandoc_typst({"pandoc-api-version": API, "meta": {}, "blocks": blocks}), Path(tmp))
+            _compile(_pandoc_typst({"pandoc-api-version": pandoc_api(), "meta": {}, "blocks": blocks}), Path(tmp))
             return True
         except Exception:
             return False
