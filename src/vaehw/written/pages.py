@@ -53,7 +53,10 @@ def _parsed(q: Question, cache: Path | None) -> dict:
     path = cache / f"{key}.json" if cache else None
     if path and path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
-    doc = to_ast(q.text, _HtmlImages(q.attachments))
+    try:
+        doc = to_ast(q.text, _HtmlImages(q.attachments))
+    except Exception:  # pandoc gave up on this answer: show it as typed
+        doc = {"pandoc-api-version": pandoc_api(), "meta": {}, "blocks": [{"t": "CodeBlock", "c": [["", [], []], q.text]}]}
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc), encoding="utf-8")

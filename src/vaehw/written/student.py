@@ -104,10 +104,12 @@ def unanswered(nb: dict) -> list[str]:
 
 
 def is_blank(text: str) -> bool:
+    """Is an answer empty once the placeholder is taken out?"""
     return not text.replace(PLACEHOLDER, "").strip()
 
 
 def pandoc_convert(text: str, fmt_from: str, fmt_to: str) -> str:
+    """``text`` converted by the pandoc inside the pypandoc-binary wheel, warnings silenced."""
     import pypandoc
 
     return pypandoc.convert_text(text, fmt_to, format=fmt_from, extra_args=["--quiet"])

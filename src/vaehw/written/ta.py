@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,7 +82,10 @@ def _pdf(nb_path: Path, target: Path) -> None:
         nb = json.loads(notebook_bytes(nb_path))
     except (Ungradable, ValueError):
         nb = {"cells": []}
-    written_pdf(nb, target)
+    try:
+        written_pdf(nb, target)
+    except Exception as e:  # one notebook's PDF must not stop the others, nor the pages
+        print(f"vaehw: no PDF for {nb_path}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], dict[str, float]]:
