@@ -75,6 +75,17 @@ def test_student_markup_never_becomes_html():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in fragments[0]
 
 
+def test_submission_names_are_escaped():
+    """Is a submission's file name shown as text on the TA page, whatever characters it holds?"""
+    from vaehw.written.pages import question_page
+    from vaehw.written.rubric import Rubric
+
+    name = '<script>alert("name")</script>.ipynb'
+    page = question_page("q1a", Rubric("q1a", 1.0, "t", "**Model answer.** $x$"), "", [name], [None],
+                         {name: 'pdf/"><script>.pdf'})
+    assert "<script" not in page and "&lt;script&gt;" in page and 'href="pdf/&quot;&gt;&lt;script&gt;.pdf"' in page
+
+
 def test_math_is_rendered_to_mathml():
     """Is an answer's TeX math turned into MathML on the page (no script, no CDN)?"""
     [fragment] = answers_html([Question("q3a", "written", "", [r"So $\frac{1}{2}\sum_k \mu_k^2$ holds."])])

@@ -214,7 +214,8 @@ def _typst_string(text: str) -> str:
     return json.dumps(text)  # a JSON string literal is a valid Typst string literal
 
 
-PREAMBLE = """#let horizontalrule = line(start: (25%,0%), end: (75%,0%))
+PREAMBLE = """#set document(title: "VAE homework: written answers")
+#let horizontalrule = line(start: (25%,0%), end: (75%,0%))
 #set page(paper: "us-letter", margin: (x: 2cm, top: 2.2cm, bottom: 2cm),
   header: context [#set text(9pt, fill: gray); VAE homework: written answers #h(1fr) #QID
     #if counter(page).get().first() > 1 [(continued)]],
