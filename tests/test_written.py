@@ -211,3 +211,22 @@ def test_formula_typst_refuses_is_shown_as_tex_alone(full_credit, tmp_path, caps
     pdf, printed, _ = export(nb, tmp_path, capsys)
     q5a = page_texts(pdf)[5]
     assert r"$z = \mu + \sigma \odot \varepsilon$" in q5a and "\\frac" not in q5a and "Noise" in q5a, q5a
+
+
+def test_answers_in_cells_the_student_added_or_without_tags(full_credit):
+    """Is a written answer typed into a new cell below the prompt found, and are the answers the same when an
+    editor dropped every cell tag?"""
+    reference = student.read_questions(full_credit)
+    nb = set_answer(full_credit, "q2a", student.PLACEHOLDER)
+    cells = nb["cells"]
+    prompt = next(i for i, c in enumerate(cells) if "**q2a (written" in "".join(c["source"]))
+    cells.insert(prompt + 2, {"cell_type": "markdown", "metadata": {}, "source": "My own cell: $a \\ge b$."})
+    assert student.read_questions(nb)["q2a"].text == "My own cell: $a \\ge b$."
+    assert "q2a" not in student.unanswered(nb)
+    untagged = json.loads(json.dumps(full_credit))
+    for cell in untagged["cells"]:
+        cell["metadata"].pop("tags", None)
+    found = student.read_questions(untagged)
+    assert {q: found[q].text for q in WRITTEN} == {q: reference[q].text for q in WRITTEN}
+    assert student.unanswered(untagged) == []
+    assert student.unanswered(set_code(full_credit, "q5b", "def reparameterize(mu, logvar):\n    ...\n")) == ["q5b"]

@@ -53,32 +53,32 @@ def _source(cell: dict) -> str:
 
 
 def read_questions(nb: dict) -> dict[str, Question]:
-    """Every question of the notebook by id, with the answer cells that follow its prompt."""
+    """Every question of the notebook by id, with the answer cells that follow its prompt.
+
+    A written answer is every Markdown cell between its prompt and the end of the question (cells a
+    student added count too); a code answer is every code cell tagged as one (or, where an editor lost
+    the tags, every code cell up to the next prompt but the checks).
+    """
     cells = [c for c in nb.get("cells", []) if isinstance(c, dict)]
-    tagged = any(_is_answer_cell(c) for c in cells)
+    tagged = any(_is_answer_cell(c) for c in cells if c.get("cell_type") == "code")
     questions: dict[str, Question] = {}
     current: Question | None = None
     for cell in cells:
-        src = _source(cell)
-        match = PROMPT.search(src) if cell.get("cell_type") == "markdown" else None
+        src, kind = _source(cell), cell.get("cell_type")
+        match = PROMPT.search(src) if kind == "markdown" else None
         if match:
-            kind = "written" if match.group(2) == "written" else "code"
-            current = questions.setdefault(match.group(1), Question(match.group(1), kind))
+            written = match.group(2) == "written"
+            current = questions.setdefault(match.group(1), Question(match.group(1), "written" if written else "code"))
             current.prompt = MARKER.sub("", src[match.start():]).strip()
-            continue
-        if current is None:
-            continue
-        is_answer = _is_answer_cell(cell)
-        if not tagged:  # tags lost by an editor: the cells right after the prompt, up to the next one
-            is_answer = (cell.get("cell_type") == "markdown") == (current.kind == "written") \
-                and not MARKER.search(src) and not src.lstrip().startswith("grader.check")
-        if is_answer and cell.get("cell_type") in ("markdown", "code"):
+        elif current is not None and kind == "markdown" and MARKER.search(src):
+            current = None  # the end of a written question
+        elif current is not None and kind == ("markdown" if current.kind == "written" else "code"):
+            if kind == "code" and not (_is_answer_cell(cell) if tagged else not src.lstrip().startswith("grader.")):
+                continue
             current.answers.append(src)
             for name, data in (cell.get("attachments") or {}).items():
                 if isinstance(data, dict):
                     current.attachments[str(name)] = data
-        elif not tagged:
-            current = None if current.kind == "written" else current
     return questions
 
 
