@@ -219,8 +219,9 @@ PREAMBLE = """#set document(title: "VAE homework: written answers")
 #set page(paper: "us-letter", margin: (x: 2cm, top: 2.2cm, bottom: 2cm),
   header: context [#set text(9pt, fill: gray); VAE homework: written answers #h(1fr) #QID
     #if counter(page).get().first() > 1 [(continued)]],
-  footer: context [#set text(9pt, fill: gray); #QID, page #counter(page).display() of #counter(page).final().first()
-    #h(1fr) #CONT])
+  footer: context [#set text(9pt, fill: gray); #QID
+    #if counter(page).final().first() > 1 [part #counter(page).display() of #counter(page).final().first()]
+    #h(1fr) #if counter(page).get().first() == 1 [#CONT]])
 #set text(size: 11pt)
 #set par(justify: false)
 #set smartquote(enabled: false)
