@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,11 @@ def _answers(path: Path) -> dict[str, Question]:
         return {}
 
 
+def _file_name(name: str) -> str:
+    """A submission's name as one file name (folders flattened), as in feedback/."""
+    return re.sub(r"[^\w.-]+", "_", name)[:120] or "submission"
+
+
 def own_pdf(path: Path) -> bool:
     """Did the student send a PDF: inside the submission's zip, or beside it with a name starting like it?"""
     if path.suffix.lower() == ".zip":
@@ -95,14 +101,12 @@ def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[di
     """
     if written is None:
         return rows, {}
-    from ..grade import safe_name
-
     folder = written.out / "written"
     (folder / "pdf").mkdir(parents=True, exist_ok=True)
     names = [n for n, _ in written.submissions]
     answers = {n: _answers(p) for n, p in written.submissions}
     needs_pdf = [(n, p) for n, p in written.submissions if not own_pdf(p)]
-    links = {n: f"pdf/{safe_name(n)}.pdf" for n, _ in needs_pdf}
+    links = {n: f"pdf/{_file_name(n)}.pdf" for n, _ in needs_pdf}
     with ThreadPoolExecutor(max_workers=written.jobs) as pool:
         list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]]), needs_pdf))
     for q, rubric in written.rubrics.items():
