@@ -123,7 +123,7 @@ def test_grade_writes_pages_pdfs_and_blank_sheet(graded):
     index = (out / "written" / "index.html").read_text(encoding="utf-8")
     for q in WRITTEN:
         page = (out / "written" / f"{q}.html").read_text(encoding="utf-8")
-        assert f'href="{q}.html"' in index
+        assert f'href="{q}.html"' in index and "<math" in index and "$" not in index
         assert all(n in page for n in ("full-credit.ipynb", "blank.ipynb", "q3b-missing-half.ipynb"))
         assert "<math" in page and "Model answer" in page and "Rubric" in page and "<script" not in page
         assert page.count("(no answer)") == 1  # the blank notebook's

@@ -95,6 +95,12 @@ def markdown_html(markdown: str) -> str:
                                  extra_args=["--quiet", "--mathml"])
 
 
+def _inline(markdown: str) -> str:
+    """A line of trusted Markdown (a rubric title) as inline HTML with MathML."""
+    out = markdown_html(markdown).strip()
+    return out[3:-4] if out.startswith("<p>") and out.endswith("</p>") else out
+
+
 def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answers: list[Question | None],
                   pdf_links: dict[str, str], cache: Path | None = None) -> str:
     """One written question: the prompt, then every submission's answer beside the model answer and rubric."""
@@ -105,7 +111,7 @@ def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answe
         items.append(f'<div class="answer"><h3>{html.escape(name)}{link}</h3>\n{fragment}</div>')
     nav = " · ".join(f'<a href="{q}.html">{q}</a>' if q != qid else f"<b>{q}</b>" for q in WRITTEN)
     body = (f'<p><a href="index.html">all questions</a> · {nav}</p>'
-            f"<h1>{html.escape(qid)} ({rubric.points:g} point{'s' if rubric.points != 1 else ''})</h1>"
+            f"<h1>{html.escape(qid)} ({rubric.points:g} point{'s' if rubric.points != 1 else ''}): {_inline(rubric.title)}</h1>"
             f"{prompt}<div class=\"row\"><div>{''.join(items)}</div>"
             f'<aside class="key"><h2>Model answer and rubric</h2>{markdown_html(rubric.markdown)}</aside></div>')
     return _page(f"{qid}: written answers", body)
@@ -114,7 +120,7 @@ def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answe
 def index_page(rubrics: dict[str, Rubric], names: list[str], answered: dict[str, set[str]],
                pdf_links: dict[str, str], scores_csv: str) -> str:
     """The list of written questions, how many submissions answered each, and the PDFs."""
-    rows = "".join(f'<tr><td><a href="{q}.html">{q}</a></td><td>{html.escape(r.title)}</td><td>{r.points:g}</td>'
+    rows = "".join(f'<tr><td><a href="{q}.html">{q}</a></td><td>{_inline(r.title)}</td><td>{r.points:g}</td>'
                    f"<td>{len(answered[q])} / {len(names)}</td></tr>" for q, r in rubrics.items())
     pdfs = "".join(f'<li><a href="{html.escape(link)}">{html.escape(name)}</a></li>' for name, link in pdf_links.items())
     body = (f"<h1>Written answers</h1><p>{len(names)} submissions. Enter points in "
