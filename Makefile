@@ -9,10 +9,10 @@ SUBMISSIONS ?=
 OUT ?= dist/grades
 JOBS ?=
 N ?= 40
-SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/heldout.npz $(wildcard autograder/*) $(wildcard src/vaehw/*.py src/vaehw/*.json) $(wildcard solutions/*)
+SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/heldout.npz $(wildcard assignment/student/*) $(wildcard autograder/*) $(wildcard src/vaehw/*.py src/vaehw/*.json src/vaehw/written/*.py) $(wildcard solutions/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help install assign grade gradescope-check test bench calibrate clean
+.PHONY: help install assign grade gradescope-check test bench calibrate pictures clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,12 @@ bench: $(BUILT) ## grade N (default 40) generated submissions with a serial `ott
 
 calibrate: $(BUILT) ## held-out NELBO of the reference in the hidden training tests over 20 seeds
 	$(BIN)/python -m vaehw calibrate --runs 20
+
+pictures: ## redraw docs/ from make grade's output (needs pdftoppm and chromium)
+	test -f "$(OUT)/written/q3a.html" || $(MAKE) grade
+	pdftoppm -png -r 70 -f 4 -l 4 -singlefile "$(OUT)/written/pdf/full-credit.ipynb.pdf" docs/written-pdf-page
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,900 \
+		--screenshot=docs/written-ta-page.png "file://$(abspath $(OUT))/written/q3a.html" 2>/dev/null
 
 clean: ## remove dist/ (keeps .venv)
 	rm -rf dist

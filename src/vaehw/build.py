@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .lint import check_notebook
+from .written.handouts import TEMPLATE_NAME, build_written
 
 ZIP_NAME = "vae_hw-autograder.zip"
 
@@ -37,9 +38,9 @@ def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path) ->
             info.external_attr = (0o755 if name != "requirements.txt" else 0o644) << 16
             dst.writestr(info, (autograder_dir / name).read_bytes(), zipfile.ZIP_DEFLATED)
         dst.writestr(zipfile.ZipInfo(SECRET, date_time=(2024, 1, 1, 0, 0, 0)), secrets.token_bytes(32))
-        for path in sorted(package.iterdir()):
-            if path.suffix in (".py", ".json"):
-                dst.write(path, f"vaehw/{path.name}")
+        for path in sorted(package.rglob("*")):
+            if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+                dst.write(path, f"vaehw/{path.relative_to(package).as_posix()}")
 
 
 OTTER_ZIP_NAME = "otter-autograder.zip"
@@ -91,8 +92,9 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         otter_zip_with_cpu_torch(zips[0], staged / "autograder" / OTTER_ZIP_NAME)
         shutil.copytree(solutions, staged / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy2(out / "autograder" / master.name, staged / "solutions" / master.name)
+        build_written(staged, assignment_dir=master.parent)
         # Replace the previous build only once the new one is complete.
-        for name in ("student", "autograder", "solutions", ZIP_NAME):
+        for name in ("student", "autograder", "solutions", ZIP_NAME, TEMPLATE_NAME):
             target = dist / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -104,4 +106,5 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         "autograder": dist / "autograder" / master.name,
         "zip": dist / ZIP_NAME,
         "solutions": dist / "solutions",
+        "template": dist / TEMPLATE_NAME,
     }

@@ -76,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             from .gradebook import format_table
             from .questions import question_points
             from .report import summary_text, write_report
+            from .written import ta as written_ta
 
             info: dict = {}
+            written = written_ta.prepare(args.paths, args.out, answer_key=args.autograder.parent / "solutions" / "README.md",
+                                         autograder_zip=args.autograder, jobs=args.jobs)
             if args.docker:
                 from .docker import grade_with_docker
 
@@ -89,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
                                          timeout=args.timeout, force=args.force,
                                          engine=args.engine, memory_mb=args.memory_mb, insecure=args.insecure,
                                          info=info)
+            rows, written_points = written_ta.finish(written, rows)
             print(format_table(rows))
-            points = question_points(args.autograder)
+            points = {**question_points(args.autograder), **written_points}
             report = write_report(rows, args.out, points, info.get("confinement"))
             print(f"\n{summary_text(rows, points, info.get('confinement'))}")
             print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/   report: {report}")
+            print(f"written answers: {args.out / 'written' / 'index.html'}   scores: {args.out / 'written_scores.csv'}")
         elif args.command == "bench":
             from .bench import main as bench
 

@@ -28,7 +28,7 @@ from . import cleanup, confine
 from .build import SECRET
 from .errors import UsageError
 from .questions import QUESTIONS, question_points
-from .results import gradescope_results, messages_from_cases
+from .results import gradescope_results, messages_from_cases, written_answers_entry
 from .runner import RunResult
 from .text import one_line
 
@@ -201,6 +201,7 @@ class Executor:
                 scores[q] = float(sum(c["points"] for c in cases[q] if c["passed"]))
         status = "ok" if not problems else one_line("; ".join(dict.fromkeys(problems)), 500)
         results = gradescope_results(cases, self.points, status, per_question)
+        results["tests"].append(written_answers_entry(notebook))
         return RunResult(status, scores, results, time.monotonic() - start,
                          messages=messages_from_cases(cases))
 

@@ -47,6 +47,23 @@ def gradescope_results(cases: dict[str, list[dict]], points: dict[str, float], s
     return {"score": score, "output": output, "visibility": VISIBLE, "stdout_visibility": "hidden", "tests": tests}
 
 
+def written_answers_entry(notebook: bytes, limit: int = 10_000) -> dict:
+    """A zero-point, visible entry showing the written answers as submitted (graded by hand from the PDF)."""
+    from .written.student import NO_ANSWER, WRITTEN, read_questions
+
+    try:
+        questions = read_questions(json.loads(notebook))
+    except Exception:  # whatever the notebook holds, the results must still be written
+        questions = {}
+    parts = []
+    for q in WRITTEN:
+        text = questions[q].text if q in questions else ""
+        text = text if len(text) <= limit else text[:limit] + "\n\n... (cut here; your PDF holds all of it)"
+        parts.append(f"**{q}**\n\n{text.replace('<', '&lt;') if text.strip() else NO_ANSWER}")
+    return {"name": "Written answers (graded by hand from your PDF)", "visibility": VISIBLE,
+            "output_format": "md", "output": "\n\n---\n\n".join(parts)}
+
+
 def failure_results(message: str) -> dict:
     """A valid results.json for a submission that could not be graded at all."""
     return {"score": 0.0, "output": message, "visibility": VISIBLE, "stdout_visibility": "hidden", "tests": []}
