@@ -113,6 +113,7 @@ class Executor:
                     continue
                 self._uid_counter = (uid - FIRST_UID + 1) % UID_RANGE
                 cleanup.kill_run(uid, -1)  # nothing may be left of an earlier holder
+                cleanup.ipc_left(uid)
                 return uid, fd
         raise RuntimeError("no free user id for a submission")
 
