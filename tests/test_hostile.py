@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -119,9 +121,12 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     ``user``: run the grader as this user; ``deny_unshare``: under a seccomp filter refusing namespaces."""
     full_credit = nbformat.read(dist / "known" / "full-credit.ipynb", as_version=4)
     marker = f"hostile{uuid.uuid4().hex[:8]}"
-    subs, out, private_tmp = tmp / "subs", tmp / "out", tmp / "tmp"
-    for d in (subs, out, private_tmp):
+    subs, out = tmp / "subs", tmp / "out"
+    for d in (subs, out):
         d.mkdir(parents=True)
+    # the grader's TMPDIR, private to this batch; under /tmp, as usual, so that a run's own user id can reach it
+    private_tmp = Path(tempfile.mkdtemp(prefix="vaehw-hostile-tmp-", dir="/tmp"))
+    os.chmod(private_tmp, 0o755)
     listener = Listener()
     fields = dict(port=listener.tcp.getsockname()[1], abstract=listener.abstract, out=str(out),
                   key=int(marker[-6:], 16), marker=marker)
@@ -196,7 +201,9 @@ def check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: 
     left = {k: batch["after"][k] - batch["before"][k] for k in batch["after"]}
     left["dev/shm"] -= {marker}
     assert not any(left.values()), left
-    assert not [p for p in batch["private_tmp"].iterdir() if not p.name.startswith("torchinductor")]  # the grader's own temporary folders are gone (torch's cache is the server's)
+    left_tmp = [p for p in batch["private_tmp"].iterdir() if not p.name.startswith("torchinductor")]  # torch's cache is the server's
+    shutil.rmtree(batch["private_tmp"], ignore_errors=True)
+    assert not left_tmp  # the grader's own temporary folders are gone
     assert batch["peak"] < PEAK_MB, batch["peak"]
     book = batch["out"] / "gradebook.csv"
     content = book.read_bytes()
@@ -258,9 +265,6 @@ def unprivileged_user() -> str:
 def test_hostile_batch_as_an_unprivileged_user(number, deny_unshare, dist, points, unprivileged_user, monkeypatch):
     """Started by an ordinary user: the hidden tests stay unreadable, gradebook.csv is left alone after the
     grader exits (watched DETACHED_WAIT seconds), and the rest holds as for root."""
-    import shutil
-    import tempfile
-
     python = "/usr/bin/python3.11"  # this venv's interpreter lives under /root, out of the user's reach
     if not Path(python).exists():
         pytest.skip("no system Python 3.11 for the unprivileged user")

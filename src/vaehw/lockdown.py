@@ -49,9 +49,12 @@ def close_fds(keep: set[int]) -> None:
 
 def clean_environment(workdir: str) -> None:
     """Replace the environment with an allowlist: nothing of the grader's variables reaches the notebook."""
+    import tempfile
+
     os.environ.clear()
     os.environ.update(SAFE_ENV, HOME=workdir, TMPDIR=workdir, IPYTHONDIR=f"{workdir}/.ipython",
                       MPLCONFIGDIR=f"{workdir}/.matplotlib")
+    tempfile.tempdir = workdir  # the server cached the grader's own temporary folder
 
 
 def set_rlimits(address_space: int | None, file_mb: int = 64) -> None:
