@@ -38,21 +38,24 @@ NORMAL = {"alice_smith.ipynb": ("full-credit", 18.0), "normal-2.ipynb": ("full-c
 DETACHED_WAIT = 25  # seconds to watch gradebook.csv after the grader exits (the issue says a minute; the
                     # corpus's detached writer fires 20 s after its cell runs, so 25 s covers it)
 PEAK_MB = 1024
-# Runs the grader, adopts and reaps every process it leaves (the server, the verdict processes), then prints the
-# largest resident size any of them reached.
+# Runs the grader, adopts and reaps every process it leaves (the server, the verdict processes, anything a
+# submission left), then prints the largest resident size any of them reached and whether one outlived it.
 PEAK_WRAPPER = """
 import ctypes, os, resource, subprocess, sys, time
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 code = subprocess.run(sys.argv[1:]).returncode
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline:
+deadline, survivors = time.monotonic() + 30, False
+while True:
     try:
         pid, _ = os.waitpid(-1, os.WNOHANG)
     except ChildProcessError:
         break
     if pid == 0:
+        if time.monotonic() > deadline:
+            survivors = True  # a process of the grader's tree outlived it by 30 s
+            break
         time.sleep(0.1)
-print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, file=sys.stderr)
+print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, 'SURVIVORS', survivors, file=sys.stderr)
 sys.exit(code)
 """
 
@@ -162,7 +165,9 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     exited = time.monotonic()
     stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     assert proc.returncode == 0, stderr[-3000:]
-    peak = int(stderr.rsplit("PEAK", 1)[1].split()[0])
+    peak, _, survivors = stderr.rsplit("PEAK", 1)[1].split()[:3]
+    assert survivors == "False", "a process of the batch outlived the grader by 30 s"
+    peak = int(peak)
     listener.close()
     time.sleep(1)
     after = snapshot(marker)
