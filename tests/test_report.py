@@ -110,7 +110,7 @@ def test_continuation_lines_and_repeats_are_not_extra_checks(tmp_path):
     assert [f.check for f in failed_checks({"tests": [_entry("q1c (hidden tests)", output)]})] == ["test_a", "test_b"]
     _feedback(tmp_path, "a.ipynb", [_entry("q1c (public tests)", "test_a: AssertionError: x"),
                                     _entry("q1c (hidden tests)", "test_a: AssertionError: y")])
-    counts = count_failed_checks([tmp_path / "feedback" / "a.ipynb", tmp_path / "feedback" / "missing"])
+    counts = count_failed_checks([tmp_path / "feedback" / safe_name("a.ipynb"), tmp_path / "feedback" / "missing"])
     assert [(c.question, c.check, c.failures) for c in counts] == [("q1c", "test_a", 1)]
 
 
