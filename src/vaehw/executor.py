@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -33,7 +34,10 @@ from .text import one_line
 MAX_RESTARTS = 3
 _SERVER_LOCK = threading.Lock()
 MAX_REPORT = 16 * 2**20  # bytes: the verdict process's reports are small; a larger one ends the run
-FIRST_UID, UID_RANGE = 61000, 2000  # user ids with no account: one per run, so runs cannot touch each other
+# User ids with no account: one per run, so runs cannot touch each other. The kernel counts processes per
+# user id across containers on one host (the process cap), so each grader starts at a random place in a
+# wide range: graders in other containers, which cannot see our locks, are unlikely to pick the same ids.
+FIRST_UID, UID_RANGE = 200_000, 1_000_000
 UID_LOCKS = Path("/run/vaehw-uids")  # root-only: which ids running graders hold
 
 
@@ -74,7 +78,7 @@ class Executor:
         self.files_dir.mkdir(exist_ok=True)
         self.points = question_points(autograder_zip)
         self._ctx = _context()
-        self._uid_lock, self._uid_counter = threading.Lock(), 0
+        self._uid_lock, self._uid_counter = threading.Lock(), secrets.randbelow(UID_RANGE)
         self._expose = confine.python_paths()
         self.mode, self.mode_reason = confine.choose_mode(self._ctx, str(self._private / "mnt"), minimal_root)
         self.isolated_users = os.geteuid() == 0 and self.mode != "none"  # as on Gradescope: a user id per run
