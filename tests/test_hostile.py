@@ -91,11 +91,15 @@ class Listener:
         self.unix.close()
 
 
-def hostile_notebook(full_credit: nbformat.NotebookNode, code: str, before: str = 'grader.check("q1c")') -> bytes:
-    """The full-credit notebook with ``code`` in a new cell just before the cell containing ``before``."""
+def hostile_notebook(full_credit: nbformat.NotebookNode, code: str, before: str = 'grader.check("q1c")',
+                     whole: bool = False) -> bytes:
+    """The full-credit notebook with ``code`` in a new cell just before the cell containing ``before``; unless
+    ``whole``, the notebook ends with that cell (the questions after it are not needed, and cost time)."""
     nb = nbformat.from_dict(full_credit)
     index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and before in c.source)
     nb.cells.insert(index, nbformat.v4.new_code_cell(code))
+    if not whole:
+        nb.cells = nb.cells[:index + 2]
     return nbformat.writes(nb).encode()
 
 
