@@ -168,11 +168,13 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=900)
     exited = time.monotonic()
     stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    assert proc.returncode == 0, stderr[-3000:]
-    peak, _, survivors = stderr.rsplit("PEAK", 1)[1].split()[:3]
-    assert survivors == "False", "a process of the batch outlived the grader by 30 s"
-    peak = int(peak)
     listener.close()
+    if proc.returncode != 0 or "SURVIVORS False" not in stderr:
+        shutil.rmtree(private_tmp, ignore_errors=True)
+        victim.unlink(missing_ok=True)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "SURVIVORS False" in stderr, "a process of the batch outlived the grader by 30 s"
+    peak = int(stderr.rsplit("PEAK", 1)[1].split()[0])
     time.sleep(1)
     after = snapshot(marker)
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
@@ -182,7 +184,15 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
 
 
 def check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: str) -> None:
-    """Every assertion the issue asks of one batch."""
+    """Every assertion the issue asks of one batch; then the batch's own files outside pytest's folder go."""
+    try:
+        _check_batch(batch, cases, points, mode)
+    finally:
+        shutil.rmtree(batch["private_tmp"], ignore_errors=True)
+        batch["victim"].unlink(missing_ok=True)
+
+
+def _check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: str) -> None:
     rows, marker = batch["rows"], batch["marker"]
     assert len(rows) == len(cases) + len(NORMAL), [r["submission"] for r in rows]
     by_name = {r["submission"]: r for r in rows}
@@ -212,7 +222,6 @@ def check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: 
     left["shared files"] -= {str(batch["victim"])}
     assert not any(left.values()), left
     left_tmp = [p for p in batch["private_tmp"].iterdir() if not p.name.startswith("torchinductor")]  # torch's cache is the server's
-    shutil.rmtree(batch["private_tmp"], ignore_errors=True)
     assert not left_tmp  # the grader's own temporary folders are gone
     assert batch["peak"] < PEAK_MB, batch["peak"]
     book = batch["out"] / "gradebook.csv"
