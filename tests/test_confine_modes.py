@@ -61,7 +61,7 @@ def test_gradescope_without_namespaces_confines_by_landlock(dist, tmp_path):
     listener = Listener()
     full_credit = nbformat.read(dist / "known" / "full-credit.ipynb", as_version=4)
     sub = tmp_path / "vae_hw.ipynb"
-    sub.write_bytes(hostile_notebook(full_credit, ATTACKS.replace("{port}", str(listener.tcp.getsockname()[1]))))
+    sub.write_bytes(hostile_notebook(full_credit, ATTACKS.replace("{port}", str(listener.tcp.getsockname()[1])), whole=True))
     proc = run_without_unshare(["gradescope-check", str(sub), "-o", str(tmp_path / "gs"),
                                 "--autograder", str(dist / "vae_hw-autograder.zip")])
     listener.close()

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -36,21 +38,24 @@ NORMAL = {"alice_smith.ipynb": ("full-credit", 18.0), "normal-2.ipynb": ("full-c
 DETACHED_WAIT = 25  # seconds to watch gradebook.csv after the grader exits (the issue says a minute; the
                     # corpus's detached writer fires 20 s after its cell runs, so 25 s covers it)
 PEAK_MB = 1024
-# Runs the grader, adopts and reaps every process it leaves (the server, the verdict processes), then prints the
-# largest resident size any of them reached.
+# Runs the grader, adopts and reaps every process it leaves (the server, the verdict processes, anything a
+# submission left), then prints the largest resident size any of them reached and whether one outlived it.
 PEAK_WRAPPER = """
 import ctypes, os, resource, subprocess, sys, time
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 code = subprocess.run(sys.argv[1:]).returncode
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline:
+deadline, survivors = time.monotonic() + 30, False
+while True:
     try:
         pid, _ = os.waitpid(-1, os.WNOHANG)
     except ChildProcessError:
         break
     if pid == 0:
+        if time.monotonic() > deadline:
+            survivors = True  # a process of the grader's tree outlived it by 30 s
+            break
         time.sleep(0.1)
-print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, file=sys.stderr)
+print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, 'SURVIVORS', survivors, file=sys.stderr)
 sys.exit(code)
 """
 
@@ -86,11 +91,15 @@ class Listener:
         self.unix.close()
 
 
-def hostile_notebook(full_credit: nbformat.NotebookNode, code: str, before: str = 'grader.check("q1c")') -> bytes:
-    """The full-credit notebook with ``code`` in a new cell just before the cell containing ``before``."""
+def hostile_notebook(full_credit: nbformat.NotebookNode, code: str, before: str = 'grader.check("q1c")',
+                     whole: bool = False) -> bytes:
+    """The full-credit notebook with ``code`` in a new cell just before the cell containing ``before``; unless
+    ``whole``, the notebook ends with that cell (the questions after it are not needed, and cost time)."""
     nb = nbformat.from_dict(full_credit)
     index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and before in c.source)
     nb.cells.insert(index, nbformat.v4.new_code_cell(code))
+    if not whole:
+        nb.cells = nb.cells[:index + 2]
     return nbformat.writes(nb).encode()
 
 
@@ -99,7 +108,7 @@ def snapshot(marker: str) -> dict[str, set[str]]:
     ipc = set()
     for kind in ("shm", "sem", "msg"):
         lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
-        ipc |= {f"{kind} {line.split()[0]}" for line in lines}
+        ipc |= {f"{kind} {line.split()[0]}" for line in lines if line.split()[0] == str(int(marker[-6:], 16))}
     procs = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -109,7 +118,8 @@ def snapshot(marker: str) -> dict[str, set[str]]:
         except OSError:
             continue
     shared = {str(p) for folder in ("/tmp", "/dev/shm", "/var/tmp") for p in Path(folder).glob(f"*{marker}*")}
-    return {"ipc": ipc, "processes": procs, "shared files": shared, "dev/shm": set(os.listdir("/dev/shm"))}
+    # Only what bears this batch's marker: other graders may be running on the same machine.
+    return {"ipc": ipc, "processes": procs, "shared files": shared}
 
 
 def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = None, env_python: list[str] | None = None,
@@ -119,9 +129,12 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     ``user``: run the grader as this user; ``deny_unshare``: under a seccomp filter refusing namespaces."""
     full_credit = nbformat.read(dist / "known" / "full-credit.ipynb", as_version=4)
     marker = f"hostile{uuid.uuid4().hex[:8]}"
-    subs, out, private_tmp = tmp / "subs", tmp / "out", tmp / "tmp"
-    for d in (subs, out, private_tmp):
+    subs, out = tmp / "subs", tmp / "out"
+    for d in (subs, out):
         d.mkdir(parents=True)
+    # the grader's TMPDIR, private to this batch; under /tmp, as usual, so that a run's own user id can reach it
+    private_tmp = Path(tempfile.mkdtemp(prefix="vaehw-hostile-tmp-", dir="/tmp"))
+    os.chmod(private_tmp, 0o755)
     listener = Listener()
     fields = dict(port=listener.tcp.getsockname()[1], abstract=listener.abstract, out=str(out),
                   key=int(marker[-6:], 16), marker=marker)
@@ -155,9 +168,13 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=900)
     exited = time.monotonic()
     stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    assert proc.returncode == 0, stderr[-3000:]
-    peak = int(stderr.rsplit("PEAK", 1)[1].split()[0])
     listener.close()
+    if proc.returncode != 0 or "SURVIVORS False" not in stderr:
+        shutil.rmtree(private_tmp, ignore_errors=True)
+        victim.unlink(missing_ok=True)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "SURVIVORS False" in stderr, "a process of the batch outlived the grader by 30 s"
+    peak = int(stderr.rsplit("PEAK", 1)[1].split()[0])
     time.sleep(1)
     after = snapshot(marker)
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
@@ -167,7 +184,15 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
 
 
 def check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: str) -> None:
-    """Every assertion the issue asks of one batch."""
+    """Every assertion the issue asks of one batch; then the batch's own files outside pytest's folder go."""
+    try:
+        _check_batch(batch, cases, points, mode)
+    finally:
+        shutil.rmtree(batch["private_tmp"], ignore_errors=True)
+        batch["victim"].unlink(missing_ok=True)
+
+
+def _check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: str) -> None:
     rows, marker = batch["rows"], batch["marker"]
     assert len(rows) == len(cases) + len(NORMAL), [r["submission"] for r in rows]
     by_name = {r["submission"]: r for r in rows}
@@ -194,9 +219,10 @@ def check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode: 
     assert batch["victim"].read_text() == "keep"
     batch["victim"].unlink()
     left = {k: batch["after"][k] - batch["before"][k] for k in batch["after"]}
-    left["dev/shm"] -= {marker}
+    left["shared files"] -= {str(batch["victim"])}
     assert not any(left.values()), left
-    assert not [p for p in batch["private_tmp"].iterdir() if not p.name.startswith("torchinductor")]  # the grader's own temporary folders are gone (torch's cache is the server's)
+    left_tmp = [p for p in batch["private_tmp"].iterdir() if not p.name.startswith("torchinductor")]  # torch's cache is the server's
+    assert not left_tmp  # the grader's own temporary folders are gone
     assert batch["peak"] < PEAK_MB, batch["peak"]
     book = batch["out"] / "gradebook.csv"
     content = book.read_bytes()
@@ -258,9 +284,6 @@ def unprivileged_user() -> str:
 def test_hostile_batch_as_an_unprivileged_user(number, deny_unshare, dist, points, unprivileged_user, monkeypatch):
     """Started by an ordinary user: the hidden tests stay unreadable, gradebook.csv is left alone after the
     grader exits (watched DETACHED_WAIT seconds), and the rest holds as for root."""
-    import shutil
-    import tempfile
-
     python = "/usr/bin/python3.11"  # this venv's interpreter lives under /root, out of the user's reach
     if not Path(python).exists():
         pytest.skip("no system Python 3.11 for the unprivileged user")

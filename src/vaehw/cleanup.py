@@ -108,21 +108,28 @@ def files_left(uid: int | None, workdir: str) -> list[str]:
     return found
 
 
-def ipc_left(uid: int | None) -> list[str]:
-    """SysV IPC objects a run's own user id owns (as root; without root, seccomp denies creating any)."""
+def ipc_left(uid: int | None, remove: bool = True) -> list[str]:
+    """SysV IPC objects a run's own user id owns (as root; without root, seccomp denies creating any),
+    removed unless ``remove`` is false."""
     if uid is None:
         return []
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    removers = {"shm": lambda i: libc.shmctl(i, 0, None), "sem": lambda i: libc.semctl(i, 0, 0),
+                "msg": lambda i: libc.msgctl(i, 0, None)}  # IPC_RMID
     found = []
-    for kind in ("shm", "sem", "msg"):
+    for kind, id_field in (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid")):
         try:
-            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
-        except OSError:
+            header, *lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except (OSError, ValueError):
             continue
-        header = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[0].split()
         for line in lines:
-            fields = dict(zip(header, line.split()))
+            fields = dict(zip(header.split(), line.split()))
             if fields.get("uid") == str(uid):
                 found.append(f"SysV {kind} {fields.get('key')}")
+                if remove:
+                    removers[kind](int(fields[id_field]))
     return found
 
 

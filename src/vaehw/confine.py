@@ -150,17 +150,6 @@ def readable_by_anyone(paths: list[str]) -> bool:
     return True
 
 
-def _drop_privileges(uid: int | None) -> None:
-    """Become ``uid`` (a user of our own, as root); else give up every capability (root's, or those a user
-    namespace gave us) for good."""
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    else:
-        lockdown.drop_capabilities()
-
-
 def confine(*, mode: str, uid: int | None, workdir: str, expose: list[str], staging: Path) -> None:
     """Enter ``mode`` exactly (as the executor decided), or raise: never a weaker mode than announced.
 
@@ -178,7 +167,9 @@ def confine(*, mode: str, uid: int | None, workdir: str, expose: list[str], stag
     os.umask(0o077)
     if mode == "none":
         return
-    _drop_privileges(uid)
+    # As root: a user id of our own (keeping only the right to read, if Python is unreadable to others);
+    # else give up the capabilities a user namespace gave us.
+    lockdown.drop_capabilities(uid, keep_reading=uid is not None and not readable_by_anyone(expose))
     lockdown.limit_processes(own_namespace=mode == "namespaces")
     lockdown.restrict_filesystem(read=[*SYSTEM_DIRS, *expose, "/proc", "/sys", "/dev"], write=[workdir])
     lockdown.deny_syscalls()

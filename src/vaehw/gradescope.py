@@ -64,6 +64,7 @@ def grade(root: Path, *, timeout: float = 420.0) -> dict:
     except Ungradable as e:
         results = failure_results(f"Your submission could not be graded: {e}.")
     except UsageError as e:  # no way to confine the notebook here: refuse, and tell the instructor why
+        confinement = "none (refused)"
         results = failure_results("The autograder cannot run submissions safely on this machine; "
                                   "your instructor has been shown the details. Please contact them.")
         print(f"vaehw: refused: {e}", file=sys.stderr)

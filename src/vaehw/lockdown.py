@@ -49,9 +49,12 @@ def close_fds(keep: set[int]) -> None:
 
 def clean_environment(workdir: str) -> None:
     """Replace the environment with an allowlist: nothing of the grader's variables reaches the notebook."""
+    import tempfile
+
     os.environ.clear()
     os.environ.update(SAFE_ENV, HOME=workdir, TMPDIR=workdir, IPYTHONDIR=f"{workdir}/.ipython",
                       MPLCONFIGDIR=f"{workdir}/.matplotlib")
+    tempfile.tempdir = workdir  # the server cached the grader's own temporary folder
 
 
 def set_rlimits(address_space: int | None, file_mb: int = 64) -> None:
@@ -84,16 +87,30 @@ def _uid_of(p) -> int | None:
         return None
 
 
-def drop_capabilities() -> None:
-    """Give up every capability, for good: not even running a program as uid 0 brings one back."""
+CAP_DAC_READ_SEARCH = 2
+
+
+def drop_capabilities(uid: int | None = None, keep_reading: bool = False) -> None:
+    """Give up every capability for good (not even a program run as uid 0 gets one back); as root, become
+    ``uid`` first. ``keep_reading``: keep only CAP_DAC_READ_SEARCH, also across exec, for a Python installed
+    where other users cannot read it (Landlock still decides what may be read)."""
     libc = _libc()
+    keep = 1 << CAP_DAC_READ_SEARCH if keep_reading else 0
     for cap in range(64):
-        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP: past the last capability this fails, harmlessly
+        if not keep >> cap & 1:
+            libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP: past the last capability this fails, harmlessly
     libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
+    if uid is not None:
+        libc.prctl(8, 1, 0, 0, 0)  # PR_SET_KEEPCAPS: keep the permitted set across setuid
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
     header = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-    data = bytes(24)  # two zeroed __user_cap_data_struct: effective, permitted, inheritable
+    data = struct.pack("IIIIII", keep, keep, keep, 0, 0, 0)  # effective, permitted, inheritable (low and high words)
     if libc.syscall(SYS_CAPSET, header, data) != 0:
         raise OSError(ctypes.get_errno(), "capset")
+    if keep and libc.prctl(47, 2, CAP_DAC_READ_SEARCH, 0, 0) != 0:  # PR_CAP_AMBIENT_RAISE: kept across exec
+        raise OSError(ctypes.get_errno(), "PR_CAP_AMBIENT_RAISE")
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
@@ -164,6 +181,7 @@ DENIED = {  # x86_64 syscall numbers -> errno
     101: errno.EPERM, 310: errno.EPERM, 311: errno.EPERM,  # ptrace, process_vm_readv/writev
     425: errno.EPERM, 426: errno.EPERM, 427: errno.EPERM,  # io_uring: would bypass this filter
     321: errno.EPERM, 298: errno.EPERM, 323: errno.EPERM,  # bpf, perf_event_open, userfaultfd
+    303: errno.EPERM, 304: errno.EPERM,  # name_to_handle_at, open_by_handle_at: file handles skip path checks
     435: errno.ENOSYS,  # clone3 (its flags are out of reach): glibc falls back to clone
 }
 SYS_CLONE = 56
