@@ -3,6 +3,7 @@ the full-credit answers; out come the zip and the written answers' PDF."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -15,6 +16,7 @@ import nbformat
 import pytest
 from pypdf import PdfReader
 
+from vaehw.known import replace_definition, top_level_nodes
 from vaehw.written import student
 from vaehw.written.student import WRITTEN
 
@@ -31,6 +33,21 @@ nb = nbformat.read("vae_hw.ipynb", as_version=4)
 NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": "."}}).execute()
 nbformat.write(nb, "executed.ipynb")
 """
+
+
+ANSWERS = ["kl_divergence", "q2b_answer", "q2c_answer", "elbo", "kl_normal_standard", "q4b_answer",
+           "reparameterize", "VAE", "negative_elbo", "train_vae"]
+
+
+def solution_definitions(reference: nbformat.NotebookNode) -> dict[str, str]:
+    """The source of each code answer's top-level definition in the reference notebook."""
+    found = {}
+    for cell, node in top_level_nodes(reference):
+        names = [getattr(node, "name", None)] + [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        for name in set(names) & set(ANSWERS):
+            found[name] = ast.get_source_segment(cell.source, node)
+    assert sorted(found) == sorted(ANSWERS)
+    return found
 
 
 def student_venv(dist: Path) -> Path:
@@ -50,10 +67,6 @@ def student_venv(dist: Path) -> Path:
 
 def filled_student_notebook(dist: Path, folder: Path) -> None:
     """The student folder as handed out, with every answer (code and written) of the reference filled in."""
-    from vaehw.known import replace_definition
-
-    from test_student_notebook import ANSWERS, solution_definitions
-
     shutil.copytree(dist / "student", folder, dirs_exist_ok=True)
     nb = nbformat.read(folder / "vae_hw.ipynb", as_version=4)
     reference = nbformat.read(dist / "autograder" / "vae_hw.ipynb", as_version=4)
@@ -66,7 +79,6 @@ def filled_student_notebook(dist: Path, folder: Path) -> None:
             current = m.group(1)
         elif current in WRITTEN and cell.cell_type == "markdown" and student._is_answer_cell(cell):
             cell.source = answers[current].text
-    assert sorted(ANSWERS)
     nbformat.write(nb, folder / "vae_hw.ipynb")
 
 

@@ -184,3 +184,27 @@ def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded):
         csv.writer(f).writerows([["submission", *WRITTEN], *good])
     assert grade(subs, out).returncode == 0
     assert gradebook(out)["full-credit.ipynb"]["total"] == "25"  # a re-run does not count the points twice
+
+
+def test_student_folder_and_requirements(dist):
+    """Does dist/student/ ship the PDF module as in the source, pinned requirements with torch 2.13.0 and the PDF
+    route, and a README; and does the Gradescope image stay without the PDF route?"""
+    from vaehw.written import student as source
+
+    folder = dist / "student"
+    assert (folder / "vae_hw_written.py").read_bytes() == Path(source.__file__).read_bytes()
+    pins = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in pins), pins
+    assert {"torch==2.13.0", "typst==0.15.2", "pypandoc-binary==1.17", "pypdf==7.1.1"} <= set(pins)
+    assert "requirements.txt" in (folder / "README.md").read_text() and (folder / "vae_hw.ipynb").is_file()
+    image = (ROOT / "autograder" / "requirements.txt").read_text()
+    assert not re.search(r"^(typst|pypandoc|pypdf)", image, flags=re.M | re.I)
+    dev = (ROOT / "requirements.txt").read_text()
+    assert all(p in dev.splitlines() for p in ("typst==0.15.2", "pypandoc-binary==1.17", "pypdf==7.1.1"))
+
+
+def test_readme_pictures_exist():
+    """Are the README's pictures of a PDF page and a TA page committed PNGs?"""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in ("docs/written-pdf-page.png", "docs/written-ta-page.png"):
+        assert f"({name})" in readme and (ROOT / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
