@@ -14,6 +14,7 @@ import pytest
 from pypdf import PdfReader
 
 from vaehw.errors import UsageError
+from vaehw.grade import safe_name
 from vaehw.results import question_scores, validate_results
 from vaehw.written.pages import answers_html
 from vaehw.written.scores import read_sheet
@@ -142,7 +143,7 @@ def test_results_json_shows_the_written_answers(graded):
     """Does results.json carry the written answers in a zero-point, visible Markdown entry?"""
     _, out = graded
     for name, expect in (("full-credit.ipynb", "strict concavity"), ("blank.ipynb", "(no answer)")):
-        results = json.loads((out / "feedback" / name / "results.json").read_text(encoding="utf-8"))
+        results = json.loads((out / "feedback" / safe_name(name) / "results.json").read_text(encoding="utf-8"))
         validate_results(results)
         [entry] = [t for t in results["tests"] if t["name"].startswith("Written answers")]
         assert entry["visibility"] == "visible" and entry["output_format"] == "md" and "score" not in entry
