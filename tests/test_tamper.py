@@ -24,6 +24,7 @@ from vaehw.questions import QUESTIONS
 from vaehw.results import question_scores
 
 pytestmark = pytest.mark.slow
+FORGEABLE = 1.0  # points a notebook implementing nothing may get (solutions/README.md, where the verdict is decided)
 ROOT = Path(__file__).resolve().parents[1]
 ISOLATED = os.geteuid() == 0  # the minimal root and a user id of its own need root, as on Gradescope
 
@@ -141,7 +142,9 @@ def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, grad
         row, base = graded_tamper[k.path.name], graded_known[f"{k.baseline}.ipynb"]
         got = {q: float(row[q]) for q in QUESTIONS}
         assert got == k.expected, f"{k.name}: {got} (status {row['status']})"
-        assert all(got[q] <= float(base[q]) for q in QUESTIONS), k.name
+        # Made-up answers pass only the four checks of shapes and self-consistency listed in solutions/README.md.
+        gain = sum(max(got[q] - float(base[q]), 0.0) for q in QUESTIONS)
+        assert gain <= FORGEABLE, f"{k.name} gained {gain:g} points over {k.baseline}"
 
 
 def test_no_attack_scores_more_than_its_baseline_on_gradescope(tamper, gradescope_tamper):
