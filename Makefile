@@ -44,7 +44,7 @@ test: $(BUILT) ## run the test suite (builds first)
 bench: $(BUILT) ## grade N (default 40) generated submissions with a serial `otter run` loop and with the grader; compare
 	$(BIN)/python -m vaehw bench --n $(N) $(if $(JOBS),--jobs $(JOBS))
 
-calibrate: $(BUILT) ## held-out NELBO of the reference in the hidden training tests over 20 seeds
+calibrate: $(BUILT) ## held-out reconstruction error of the reference in the hidden training test over 20 seeds
 	$(BIN)/python -m vaehw calibrate --runs 20
 
 pictures: ## redraw docs/ from make grade's output (needs pdftoppm and chromium)
