@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from vaehw.executor import Executor
 from vaehw.grade import grade_submissions
 from vaehw.known import replace_definition
+from vaehw.sandbox import GRACE
 
 pytestmark = pytest.mark.slow
 
@@ -52,11 +54,15 @@ def test_infinite_loop_after_the_answers_keeps_every_point(executor, full_credit
 
 
 def test_loop_that_ignores_the_alarm_is_killed_and_skipped(executor, full_credit, points):
-    """Is a loop that blocks the cell alarm killed at the wall-clock budget and the rest still graded?"""
+    """Is a loop that blocks the cell alarm killed by the supervisor's watchdog and the rest still graded?
+
+    The submission's budget (120 s) is far beyond the watchdog's (cell budget + grace), so only the
+    watchdog can end this cell, however slow the machine.
+    """
     code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
-    with Executor(executor_zip(executor), timeout=25, cell_timeout=8, question_timeout=20) as short:
+    with Executor(executor_zip(executor), timeout=120, cell_timeout=8, question_timeout=20) as short:
         result = short.grade(with_cell(full_credit, code, after='grader.check("q3b")'))
-    assert "timeout after 25 s" in result.status
+    assert re.search(rf"cell \d+ timed out after {8 + GRACE:g} s", result.status), result.status
     graded_before = {q: points[q] for q in ("q1c", "q2b", "q2c", "q2d", "q3b")}
     assert {q: result.scores[q] for q in graded_before} == graded_before
 

@@ -93,6 +93,17 @@ def test_math_is_rendered_to_mathml():
     assert "<math" in fragment and "<mfrac>" in fragment and "$" not in fragment.split("<annotation")[0]
 
 
+def test_cache_survives_identical_answers_and_a_broken_entry(tmp_path):
+    """Do many submissions with one answer render from a cache that a broken (empty) entry cannot crash?"""
+    answer = r"So $\frac{1}{2}\sum_k \mu_k^2$ holds."
+    answers_html([Question("q3a", "written", "", [answer])], tmp_path)
+    [entry] = tmp_path.iterdir()
+    entry.write_text("", encoding="utf-8")  # what a reader saw while another thread was writing it
+    fragments = answers_html([Question("q3a", "written", "", [answer]) for _ in range(8)], tmp_path)
+    assert len(fragments) == 8 and all("<mfrac>" in f for f in fragments)
+    assert [p.name for p in tmp_path.iterdir()] == [entry.name]
+
+
 @pytest.fixture(scope="module")
 def graded(dist: Path, tmp_path_factory):
     """Three known submissions graded by the real CLI (what make grade runs)."""

@@ -12,6 +12,7 @@ import hashlib
 import html
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,33 +48,48 @@ class _HtmlImages:
         return {"t": "RawInline", "c": ["html", f'<img alt="image in the answer" src="{src}">']}
 
 
+def _key(q: Question) -> str:
+    return hashlib.sha256(json.dumps([READER, q.text, q.attachments], sort_keys=True).encode()).hexdigest()
+
+
 def _parsed(q: Question, cache: Path | None) -> dict:
-    """The sanitised AST of an answer, kept in ``cache`` by a hash of the answer (re-runs parse only new ones)."""
-    key = hashlib.sha256(json.dumps([READER, q.text, q.attachments], sort_keys=True).encode()).hexdigest()
-    path = cache / f"{key}.json" if cache else None
+    """The sanitised AST of an answer, kept in ``cache`` by a hash of the answer (re-runs parse only new ones).
+
+    A cache entry is written to a temporary name and renamed, so a reader never sees half of one; an
+    entry that does not read back (a run killed before the rename on a file system without it) is parsed again.
+    """
+    path = cache / f"{_key(q)}.json" if cache else None
     if path and path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
     try:
         doc = to_ast(q.text, _HtmlImages(q.attachments))
     except Exception:  # pandoc gave up on this answer: show it as typed
         doc = {"pandoc-api-version": pandoc_api(), "meta": {}, "blocks": [{"t": "CodeBlock", "c": [["", [], []], q.text]}]}
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc), encoding="utf-8")
+        part = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+        part.write_text(json.dumps(doc), encoding="utf-8")
+        os.replace(part, path)
     return doc
 
 
 def answers_html(answers: list[Question | None], cache: Path | None = None) -> list[str]:
-    """Each answer as an HTML fragment with MathML: parsed one by one (in parallel), converted in one call."""
-    given = [q for q in answers if q is not None and not is_blank(q.text)]
+    """Each answer as an HTML fragment with MathML: parsed one by one (in parallel), converted in one call.
+
+    Identical answers are parsed once.
+    """
+    unique = {_key(q): q for q in answers if q is not None and not is_blank(q.text)}
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # pandoc runs as a subprocess
-        docs = dict(zip(map(id, given), pool.map(lambda q: _parsed(q, cache), given)))
+        docs = dict(zip(unique, pool.map(lambda q: _parsed(q, cache), unique.values())))
     api = pandoc_api()
     blocks = []
     for i, q in enumerate(answers):
         blocks.append({"t": "RawBlock", "c": ["html", f'<div class="cut" id="cut{i}"></div>']})
-        if id(q) in docs:
-            blocks.extend(docs[id(q)]["blocks"])
+        if q is not None and not is_blank(q.text):
+            blocks.extend(docs[_key(q)]["blocks"])
         else:
             blocks.append({"t": "RawBlock", "c": ["html", f'<p class="none">{NO_ANSWER}</p>']})
     out = _to_html(json.dumps({"pandoc-api-version": api, "meta": {}, "blocks": blocks}))
