@@ -93,10 +93,14 @@ def run_otter_loop(submissions: list[Path], autograder_zip: Path, out: Path) -> 
     with TreeSampler(os.getpid(), units="children", include_root=False) as sampler:
         for i, nb in enumerate(submissions, 1):
             folder = out / nb.stem
-            folder.mkdir(parents=True)
+            (folder / "submission").mkdir(parents=True)
+            # Under the assignment's own name: otter run grades a notebook saved under another name with
+            # the student's functions missing their imports (4 questions lost on a correct notebook).
+            notebook = folder / "submission" / "vae_hw.ipynb"
+            shutil.copyfile(nb, notebook)
             t = time.monotonic()
             cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(folder.resolve()),
-                   str(nb.resolve())]
+                   str(notebook.resolve())]
             with open(folder / "otter.log", "wb") as log:
                 proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env={**os.environ, **OTTER_ENV})

@@ -228,13 +228,16 @@ def serve(*, student, report, tests: dict[str, str], questions: list[str], quest
         cases: dict[str, list[dict]] = {q: [] for q in ready}
         lost: dict[str, str] = {}
         complete: set[str] = set()
+        loaded: dict[str, QuestionTests] = {}
         with shifted_seeds(seed_shift):
             for hidden in (False, True):  # every public test before any hidden one
                 for q in ready:
                     if q not in lost:
                         send(student, event="serve", question=q)
                         try:
-                            cases[q] += QuestionTests(q, tests[q]).run(call, hidden=hidden)
+                            if q not in loaded:
+                                loaded[q] = QuestionTests(q, tests[q])
+                            cases[q] += loaded[q].run(call, hidden=hidden)
                         except QuestionFailed as e:
                             lost[q] = str(e)
                         except StudentLost:

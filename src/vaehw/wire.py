@@ -10,6 +10,7 @@ JSON and ``MAX_ELEMENTS`` numbers per message.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -61,8 +62,9 @@ def _number(x):
 def encode(value, depth: int = 0):
     """A probe's return value as plain JSON data: tensors and arrays tagged with dtype and shape.
 
-    Runs on the student's side. Tensors are detached and copied exactly (non-finite floats as the
-    strings "nan", "inf", "-inf"); tuples become lists; anything else becomes its type's name.
+    Runs on the student's side. Tensors are detached and copied exactly, as their bytes in base64
+    (non-finite floats included); non-finite Python floats become the strings "nan", "inf",
+    "-inf"; tuples become lists; anything else becomes its type's name.
     """
     import numpy
     import torch
@@ -76,11 +78,11 @@ def encode(value, depth: int = 0):
         dtype = str(t.dtype).replace("torch.", "")
         if dtype not in DTYPES:
             t, dtype = t.double(), "float64"
-        if dtype == "bfloat16":
-            flat = t.float().flatten().tolist()
-        else:
-            flat = t.flatten().tolist()
-        return {TENSOR: dtype, "shape": list(t.shape), "data": [_number(x) for x in flat]}
+        t = t.contiguous().flatten()
+        if dtype == "bfloat16":  # numpy has no bfloat16: its bytes travel as int16
+            t = t.view(torch.int16)
+        raw = t.numpy().tobytes()  # native byte order: both sides run on one machine
+        return {TENSOR: dtype, "shape": list(value.shape), "data": base64.b64encode(raw).decode("ascii")}
     if isinstance(value, (bool, int)) or value is None:
         return value
     if isinstance(value, float):
@@ -106,14 +108,6 @@ class _Budget:
             raise BadValue("the result is too large")
 
 
-def _decode_number(x):
-    if isinstance(x, str) and x in NONFINITE:
-        return NONFINITE[x]
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise BadValue("a tensor holds something other than numbers")
-    return x
-
-
 def decode(data, *, budget: _Budget | None = None, depth: int = 0):
     """Rebuild a value ``encode`` made: tensors as plain ``torch.Tensor`` of the stated dtype and shape.
 
@@ -131,23 +125,27 @@ def decode(data, *, budget: _Budget | None = None, depth: int = 0):
     if isinstance(data, dict):
         if TENSOR in data:
             dtype, shape, flat = data.get(TENSOR), data.get("shape"), data.get("data")
-            if dtype not in DTYPES or not isinstance(shape, list) or not isinstance(flat, list):
+            if dtype not in DTYPES or not isinstance(shape, list) or not isinstance(flat, str):
                 raise BadValue("a malformed tensor")
             if len(shape) > 8 or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape):
                 raise BadValue("a malformed tensor shape")
             n = math.prod(shape)
             budget.take(n)
-            if n != len(flat):
-                raise BadValue("a tensor's data does not match its shape")
-            values = [_decode_number(x) for x in flat]
-            if dtype == "bool":
-                return torch.tensor([bool(v) for v in values], dtype=torch.bool).reshape(shape)
             kind = getattr(torch, dtype)
-            if kind.is_floating_point:
-                return torch.tensor(values, dtype=torch.float64).to(kind).reshape(shape)
-            if any(not isinstance(v, int) for v in values):
-                raise BadValue("an integer tensor holds other numbers")
-            return torch.tensor(values, dtype=torch.int64).to(kind).reshape(shape)
+            size = n * kind.itemsize
+            if not isinstance(flat, str) or len(flat) != 4 * ((size + 2) // 3):
+                raise BadValue("a tensor's data does not match its shape")
+            try:
+                raw = bytearray(base64.b64decode(flat, validate=True))
+            except ValueError:
+                raise BadValue("a tensor's data is not base64") from None
+            if len(raw) != size:
+                raise BadValue("a tensor's data does not match its shape")
+            if dtype == "bool" and raw.translate(None, b"\x00\x01"):
+                raise BadValue("a bool tensor holds other bytes than 0 and 1")
+            if n == 0:
+                return torch.zeros(shape, dtype=kind)
+            return torch.frombuffer(raw, dtype=kind).reshape(shape)
         budget.take(len(data))
         return {k: decode(v, budget=budget, depth=depth + 1) for k, v in data.items()}
     if isinstance(data, str) and data in NONFINITE:
