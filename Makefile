@@ -12,7 +12,7 @@ N ?= 40
 SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/heldout.npz $(wildcard assignment/student/*) $(wildcard autograder/*) $(wildcard src/vaehw/*.py src/vaehw/*.json src/vaehw/written/*.py) $(wildcard solutions/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help install assign grade gradescope-check test bench calibrate pictures clean
+.PHONY: help install assign grade gradescope-check test check bench calibrate pictures clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,9 @@ gradescope-check: $(BUILT) ## run the autograder zip on SUBMISSION=<file> as Gra
 
 test: $(BUILT) ## run the test suite (builds first)
 	$(BIN)/python -m pytest
+
+check: $(BUILT) ## the fast loop (builds first): unit tests, the test contract and a smoke grade of full credit and blank
+	$(BIN)/python -m pytest -q -m "not slow and not image"
 
 bench: $(BUILT) ## grade N (default 40) generated submissions with a serial `otter run` loop and with the grader; compare
 	$(BIN)/python -m vaehw bench --n $(N) $(if $(JOBS),--jobs $(JOBS))

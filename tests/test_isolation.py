@@ -79,6 +79,32 @@ def test_os_exit_keeps_points(executor, full_credit, points, after):
     assert result.scores == points
 
 
+FINGERPRINT = """def kl_divergence(log_q, log_p, x):
+    import hashlib
+    kinds = [TypeError, ValueError, RuntimeError, IndexError, KeyError, AttributeError, ZeroDivisionError, OverflowError]
+    digest = hashlib.sha256(x.detach().double().numpy().tobytes()).digest()
+    raise kinds[digest[0] % len(kinds)]('')
+"""
+
+
+def test_hidden_inputs_are_fresh_for_every_submission(executor, full_credit):
+    """Do two notebooks that differ only in a comment get other hidden inputs, and one notebook the same ones twice?
+
+    The student's function tells its inputs apart by the type of error it raises (3 bits a case, the
+    one thing a hidden test says of an error): a notebook that learnt the hidden inputs from one
+    submission's feedback cannot use them in the next.
+    """
+    nb = nbformat.from_dict(full_credit)
+    replace_definition(nb, "kl_divergence", FINGERPRINT)
+    first = nbformat.writes(nb).encode()
+    nb.cells.append(nbformat.v4.new_markdown_cell("One more comment."))
+    second = nbformat.writes(nb).encode()
+    seen = [executor.grade(notebook).messages["q1c"] for notebook in (first, first, second)]
+    assert len(seen[0]) >= 4 and all(" raised by kl_divergence" in m for m in seen[0]), seen[0]
+    assert seen[0] == seen[1]
+    assert seen[0] != seen[2], seen
+
+
 def test_question_that_hangs_loses_only_its_own_points(executor, full_credit, points):
     """Does a function that loops forever when the tests call it cost only the questions that call it?"""
     nb = nbformat.from_dict(full_credit)

@@ -49,9 +49,9 @@ def _context():
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     ctx = multiprocessing.get_context("forkserver")
     server = multiprocessing.forkserver._forkserver
-    if server._forkserver_pid is not None and "vaehw.sandbox" not in (server._preload_modules or []):
+    if server._forkserver_pid is not None and "vaehw.preload" not in (server._preload_modules or []):
         server._stop()  # a server someone else started has neither our preloads nor our environment
-    ctx.set_forkserver_preload(["vaehw.sandbox", "otter.test_files"])
+    ctx.set_forkserver_preload(["vaehw.preload", "otter.test_files"])
     # The server starts with a bare environment: a submission forked from it can read the environment
     # its process was started with (/proc/self/environ), whatever it is given afterwards.
     saved = dict(os.environ)

@@ -48,26 +48,6 @@ PR_SET_CHILD_SUBREAPER = 36
 IGNORE_TAG = "otter_ignore"
 
 
-def _warm_up() -> None:
-    """Run, once in the server, what the tests' first calls would otherwise import in every probe's process.
-
-    An optimiser's first step imports some 800 modules (torch._dynamo and friends, about 0.8 s);
-    without this, each probe that trains would pay for it again.
-    """
-    model = torch.nn.Linear(2, 2).double()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
-    torch.nn.functional.binary_cross_entropy_with_logits(model(x), torch.ones(3, 2, dtype=torch.float64)).backward()
-    optimizer.step()
-    torch.autograd.gradcheck(lambda a: (a.exp() * 0.5).sum(-1), (x,))
-    cov = torch.eye(2, dtype=torch.float64)
-    torch.distributions.MultivariateNormal(torch.zeros(2, dtype=torch.float64), covariance_matrix=torch.linalg.inv(cov)).log_prob(x)
-    torch.trapezoid(x[:, 0], x[:, 1])
-
-
-_warm_up()
-
-
 class CellTimeout(BaseException):
     """Raised in the cell that runs past its time budget (a BaseException: `except Exception` misses it)."""
 
