@@ -127,8 +127,9 @@ def _check_names(shards: list[ShardOut], paths: list[Path], given: bool) -> None
     where = {r["submission"]: s.folder for s in shards for r in s.rows}
     missing = sorted(found - where.keys())
     if missing:
-        raise UsageError(f"{len(missing)} submission{'s' if len(missing) > 1 else ''} under "
-                         f"{', '.join(map(str, paths))} in no shard's gradebook (first: {_name(missing[0])}): "
+        several = len(missing) > 1
+        raise UsageError(f"{len(missing)} submission{'s' if several else ''} under {', '.join(map(str, paths))} "
+                         f"{'are' if several else 'is'} in no shard's gradebook (first: {_name(missing[0])}): "
                          "is a shard unfinished?")
     extra = sorted(where.keys() - found)
     if extra:
