@@ -94,6 +94,27 @@ def test_bad_shard_gets_one_line_and_exit_2(tmp_path, autograder_zip, bad):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("held, asked, message", [
+    (Shard(1, 3), "--shard=1/4", "holds the gradebook of shard 1/3, not of shard 1/4"),
+    (Shard(1, 3), None, "holds the gradebook of shard 1/3, not of the whole class"),
+    (None, "--shard=2/3", "holds the gradebook of the whole class (graded without --shard), not of shard 2/3"),
+])
+def test_grade_refuses_a_folder_holding_another_cut(tmp_path, autograder_zip, held, asked, message):
+    """Does grading into a folder whose gradebook holds another cut of the class (whose rows would stay in it) stop
+    with one line and exit code 2, the folder as it was?"""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    (subs / "a.ipynb").write_text("{}")
+    out.mkdir()
+    Gradebook(out / "gradebook.csv").add("b.ipynb", {}, 18, "ok")
+    if held:
+        mark(out, held, [subs], "namespaces")
+    before = tree(out)
+    proc = vaehw("grade", subs, "-o", out, *([asked] if asked else []), "--autograder", autograder_zip)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert tree(out) == before
+
+
 def made_shards(tmp_path: Path, count: int = 3) -> tuple[Path, list[Path]]:
     """A submissions folder and the output folders of `grade --shard K/count` over it, laid out by the grader's own
     Gradebook and shard note (the rows are made up: what merge checks is their names and columns)."""
