@@ -256,13 +256,15 @@ def test_merge_refuses_in_one_line_and_writes_nothing(tmp_path, autograder_zip, 
 
 def test_merge_joins_rows_feedback_and_sheets_with_an_empty_shard(tmp_path, autograder_zip, capsys):
     """Does merge join every row in name order, copy the feedback, take the points of a shard's score sheet into
-    the gradebook, cope with a shard that holds nobody, and leave the shards as they were?"""
+    the gradebook, cope with a shard that holds nobody, name each shard's confinement where they differ, and leave
+    the shards as they were?"""
     subs, folders = made_shards(tmp_path, count=7)
     empty = [f for f in folders if not rows_of(f / "gradebook.csv")]
     assert empty  # six submissions in seven shards
     one = next(f for f in folders if rows_of(f / "gradebook.csv"))
     name = rows_of(one / "gradebook.csv")[0]["submission"]
     (one / "written_scores.csv").write_text(f"submission,q3a,q1a\n{name},1.5,\n")
+    mark(folders[2], Shard(3, 7), [subs], "landlock")  # a node of another kind
     before = {f: tree(f) for f in folders}
     out = tmp_path / "out"
     assert main(["merge", "-o", str(out), *map(str, folders), "--autograder", str(autograder_zip)]) == 0
@@ -276,7 +278,7 @@ def test_merge_joins_rows_feedback_and_sheets_with_an_empty_shard(tmp_path, auto
         assert (out / "feedback" / safe_name(r["submission"]) / "feedback.txt").read_text() == f"Submission: {r['submission']}\n"
     index = (out / "written" / "index.html").read_text(encoding="utf-8")
     assert "6 submissions" in index and not (out / "shard.json").exists()
-    assert "confinement: namespaces" in capsys.readouterr().out
+    assert "confinement: namespaces (shards 1, 2, 4, 5, 6, 7); landlock (shard 3)" in capsys.readouterr().out
 
 
 KNOWN = {"full-credit.ipynb": "full-credit.ipynb", "blank.ipynb": "blank.ipynb",
