@@ -7,16 +7,18 @@ STAMP := $(VENV)/.installed
 BUILT := dist/.built
 SUBMISSIONS ?=
 OUT ?= dist/grades
+SHARD ?=
+SHARDS ?=
 JOBS ?=
 N ?= 40
 SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/heldout.npz $(wildcard assignment/student/*) $(wildcard autograder/*) $(wildcard src/vaehw/*.py src/vaehw/*.json src/vaehw/written/*.py) $(wildcard solutions/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help install assign grade gradescope-check test check bench calibrate pictures clean
+.PHONY: help install assign grade merge gradescope-check test check bench calibrate pictures clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: SUBMISSIONS=<dir> OUT=<dir> (make grade), SUBMISSION=<file> (make gradescope-check), N=<n> (make bench), JOBS=<n>"
+	@echo "  variables: SUBMISSIONS=<dir> OUT=<dir> SHARD=<k/n> (make grade), SHARDS=\"<dir> ...\" (make merge), SUBMISSION=<file> (make gradescope-check), N=<n> (make bench), JOBS=<n>"
 
 install: $(STAMP) ## create .venv from the pinned requirements.txt
 $(STAMP): requirements.txt pyproject.toml
@@ -31,8 +33,12 @@ $(BUILT): $(STAMP) $(SOURCES)
 	$(BIN)/python -m vaehw known > /dev/null
 	@touch $@
 
-grade: $(BUILT) ## grade SUBMISSIONS=<dir> into OUT=<dir> (default: the known submissions in solutions/)
-	$(BIN)/python -m vaehw grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)",dist/known) -o "$(OUT)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SUBMISSIONS),,--force)
+grade: $(BUILT) ## grade SUBMISSIONS=<dir> into OUT=<dir> (default: the known submissions in solutions/); SHARD=k/n: only shard k of n
+	$(BIN)/python -m vaehw grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)",dist/known) -o "$(OUT)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SUBMISSIONS),,--force) $(if $(SHARD),--shard "$(SHARD)")
+
+merge: $(BUILT) ## join the folders of every `make grade SHARD=k/n` (SHARDS="<dir> ...") into OUT=<dir>
+	@test -n "$(SHARDS)" || { echo 'usage: make merge SHARDS="<shard folder> ..." OUT=<dir> [SUBMISSIONS=<dir>]' >&2; exit 2; }
+	$(BIN)/python -m vaehw merge -o "$(OUT)" $(SHARDS) $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)")
 
 gradescope-check: $(BUILT) ## run the autograder zip on SUBMISSION=<file> as Gradescope would, into OUT=<dir>
 	@test -n "$(SUBMISSION)" || { echo "usage: make gradescope-check SUBMISSION=<notebook or zip> OUT=<dir>" >&2; exit 2; }

@@ -1,4 +1,4 @@
-"""Command line: ``python -m vaehw {assign,known,grade}``. Parses arguments and forwards."""
+"""Command line: ``python -m vaehw {assign,known,grade,merge,...}``. Parses arguments and forwards."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--insecure", action="store_true",
                    help="grade even where submissions cannot be confined (no namespaces, no Landlock): they run with your rights")
     g.add_argument("--docker", action="store_true", help="delegate to otter's `otter grade` (needs a running Docker engine)")
+    g.add_argument("--shard", metavar="K/N", help="grade only shard K of N (1 <= K <= N), chosen by a hash of each "
+                                                  "submission's name; `vaehw merge` joins the N output folders")
+    m = sub.add_parser("merge", help="join the output folders of `grade --shard K/N` (every K) into one")
+    m.add_argument("shards", type=Path, nargs="+", metavar="SHARD_OUT", help="the shards' output folders")
+    m.add_argument("-o", "--out", type=Path, required=True, help="output folder: what one run over the whole class writes")
+    m.add_argument("--submissions", type=Path, action="append", metavar="PATH",
+                   help="the submissions the shards graded, for the written answers' pages (default: the paths "
+                        "the shards recorded in shard.json); repeat for several")
+    m.add_argument("--autograder", type=Path, default=Path("dist/vae_hw-autograder.zip"))
+    m.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="PDFs made at once (default: all cores)")
+    m.add_argument("--force", action="store_true", help="replace the gradebook, report and feedback already in OUT")
     b = sub.add_parser("bench", help="grade N submissions with a serial `otter run` loop and with the fork engine; compare")
     b.add_argument("--n", type=int, default=40, help="submissions generated from dist/known (default: 40)")
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="fork engine: submissions at once (default: all cores)")
@@ -50,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--runs", type=int, default=20)
     c.add_argument("--dist", type=Path, default=Path("dist"))
     return p
+
+
+def _print_outcome(rows: list[dict[str, str]], points: dict[str, float], confinement: str | None, out: Path,
+                   report: Path) -> None:
+    """The gradebook table, the summary and where everything is (grade and merge)."""
+    from .gradebook import format_table
+    from .report import summary_text
+
+    print(format_table(rows))
+    print(f"\n{summary_text(rows, points, confinement)}")
+    print(f"\ngradebook: {out / 'gradebook.csv'}   feedback: {out / 'feedback'}/   report: {report}")
+    print(f"written answers: {out / 'written' / 'index.html'}   scores: {out / 'written_scores.csv'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,33 +95,43 @@ def main(argv: list[str] | None = None) -> int:
                 for k in materialise_known(spec=args.tamper, dist=args.dist, points=points, baselines=args.spec, folder="tamper"):
                     print(k.path)
         elif args.command == "grade":
+            from . import shards
             from .grade import grade_submissions
-            from .gradebook import format_table
             from .questions import question_points
-            from .report import summary_text, write_report
+            from .report import write_report
             from .written import ta as written_ta
 
             info: dict = {}
+            shard = shards.parse_shard(args.shard) if args.shard is not None else None
+            if shard and args.docker:
+                raise UsageError("--shard does not work with --docker")
+            shards.check_out(args.out, shard, force=args.force)
             written = written_ta.prepare(args.paths, args.out, answer_key=args.autograder.parent / "solutions" / "README.md",
-                                         autograder_zip=args.autograder, jobs=args.jobs)
+                                         autograder_zip=args.autograder, jobs=args.jobs, shard=shard)
             if args.docker:
                 from .docker import grade_with_docker
 
                 info["confinement"] = "docker"
                 otter_zip = args.autograder.parent / "autograder" / "otter-autograder.zip"
                 rows = grade_with_docker(args.paths, out=args.out, otter_zip=otter_zip, jobs=args.jobs, timeout=args.timeout)
+                shards.mark(args.out, None, args.paths, None)  # a whole class's folder now
             else:
                 rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
                                          timeout=args.timeout, force=args.force,
                                          engine=args.engine, memory_mb=args.memory_mb, insecure=args.insecure,
-                                         info=info)
+                                         info=info, shard=shard)
             rows, written_points = written_ta.finish(written, rows)
-            print(format_table(rows))
             points = {**question_points(args.autograder), **written_points}
             report = write_report(rows, args.out, points, info.get("confinement"))
-            print(f"\n{summary_text(rows, points, info.get('confinement'))}")
-            print(f"\ngradebook: {args.out / 'gradebook.csv'}   feedback: {args.out / 'feedback'}/   report: {report}")
-            print(f"written answers: {args.out / 'written' / 'index.html'}   scores: {args.out / 'written_scores.csv'}")
+            _print_outcome(rows, points, info.get("confinement"), args.out, report)
+            if shard:
+                print(f"shard {shard}: join the {shard.count} shards' folders with `python -m vaehw merge -o OUT FOLDER...`")
+        elif args.command == "merge":
+            from .merge import merge_outputs
+
+            merged = merge_outputs(args.shards, out=args.out, submissions=args.submissions,
+                                   autograder_zip=args.autograder, jobs=args.jobs, force=args.force)
+            _print_outcome(merged.rows, merged.points, merged.confinement, args.out, merged.report)
         elif args.command == "bench":
             from .bench import main as bench
 

@@ -15,6 +15,7 @@ from .errors import UsageError
 from .gradebook import Gradebook
 from .questions import QUESTIONS, question_points
 from .runner import RunResult, run_otter
+from .shards import Shard, check_out, mark, select
 from .submissions import Ungradable, find_submissions, notebook_bytes
 from .text import display_name, one_line, short_hash
 
@@ -78,8 +79,9 @@ def _write_feedback(folder: Path, name: str, result: RunResult, points: dict[str
 
 def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, jobs: int, timeout: float,
                       force: bool = False, engine: str = "fork", memory_mb: int = 2048, insecure: bool = False,
-                      progress=sys.stderr, info: dict | None = None) -> list[dict[str, str]]:
-    """Grade every submission under ``paths`` into ``out``; return the gradebook rows in name order.
+                      progress=sys.stderr, info: dict | None = None, shard: Shard | None = None) -> list[dict[str, str]]:
+    """Grade every submission under ``paths`` (only shard ``shard``'s, if given) into ``out``; return the
+    gradebook rows in name order.
 
     ``info``, if given, receives ``confinement``: the mode submissions ran in (see ``confine``)."""
     info = {} if info is None else info
@@ -91,7 +93,8 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
         raise UsageError(f"--timeout must be positive, got {timeout:g}")
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    submissions = find_submissions(paths)
+    submissions = select(find_submissions(paths), shard)
+    check_out(out, shard, force=force)
     try:
         points = question_points(autograder_zip)
     except (zipfile.BadZipFile, KeyError, AttributeError, OSError):
@@ -101,6 +104,7 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
     start, done = time.monotonic(), 0
     try:
         out.mkdir(parents=True, exist_ok=True)
+        mark(out, shard, paths, info["confinement"])
         book = Gradebook(out / "gradebook.csv", force=force)
         todo = [(n, p) for n, p in submissions if n not in book.rows]
         with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -111,10 +111,15 @@ def strip_written(path: Path, auto_possible: float) -> None:
         if not set(WRITTEN) & set(reader.fieldnames or []):
             return
         rows = list(reader)
+    write_gradebook(path, auto_only(rows, auto_possible))
+
+
+def auto_only(rows: list[dict[str, str]], auto_possible: float) -> list[dict[str, str]]:
+    """Gradebook rows with the auto-graded columns only, ``total`` and ``possible`` of that part."""
     from ..gradebook import COLUMNS
 
     restored = [{c: r.get(c, "") for c in COLUMNS} for r in rows]
-    for r in restored:  # total and possible of the auto-graded part only
+    for r in restored:
         r["total"] = f"{sum(float(r.get(q) or 0) for q in QUESTIONS):g}"
         r["possible"] = f"{auto_possible:g}"
-    write_gradebook(path, restored)
+    return restored

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..questions import question_points
+from ..shards import Shard, select
 from ..submissions import Ungradable, find_submissions, notebook_bytes
 from . import scores as sheet
 from .pages import index_page, markdown_html, question_page
@@ -35,8 +36,10 @@ class Written:
     jobs: int
 
 
-def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: Path, jobs: int = 1) -> Written | None:
-    """Check ``OUT/written_scores.csv`` against the submissions and the rubric; raise UsageError if bad.
+def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: Path, jobs: int = 1,
+            shard: Shard | None = None) -> Written | None:
+    """Check ``OUT/written_scores.csv`` against the submissions (shard ``shard``'s, if given) and the rubric;
+    raise UsageError if bad.
 
     None when there is no build to work from (no answer key or no readable autograder zip): grading then
     reports what is missing.
@@ -47,7 +50,7 @@ def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: P
         return None
     if not answer_key.is_file():
         return None
-    submissions = find_submissions(paths)
+    submissions = select(find_submissions(paths), shard)
     rubrics = read_rubrics(answer_key)
     full = {q: r.points for q, r in rubrics.items()}
     points = sheet.read_sheet(out / sheet.SCORES_NAME, [n for n, _ in submissions], full)
@@ -64,7 +67,7 @@ def _answers(path: Path) -> dict[str, Question]:
         return {}
 
 
-def _file_name(name: str) -> str:
+def file_name(name: str) -> str:
     """A submission's name as one file name (folders flattened), as in feedback/."""
     return re.sub(r"[^\w.-]+", "_", name)[:120] or "submission"
 
@@ -106,7 +109,7 @@ def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[di
     names = [n for n, _ in written.submissions]
     answers = {n: _answers(p) for n, p in written.submissions}
     needs_pdf = [(n, p) for n, p in written.submissions if not own_pdf(p)]
-    links = {n: f"pdf/{_file_name(n)}.pdf" for n, _ in needs_pdf}
+    links = {n: f"pdf/{file_name(n)}.pdf" for n, _ in needs_pdf}
     with ThreadPoolExecutor(max_workers=written.jobs) as pool:
         list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]]), needs_pdf))
     for q, rubric in written.rubrics.items():
