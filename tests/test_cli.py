@@ -44,6 +44,7 @@ def test_invalid_jobs_and_missing_zip_exit_2(tmp_path, autograder_zip):
     assert proc.returncode == 2 and "not a readable autograder zip" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip):
     """Do corrupted, empty, non-notebook and unreadable-zip submissions each get a row and a clear status?"""
     subs = tmp_path / "subs"

@@ -16,7 +16,6 @@ import pytest
 from seccomp_filters import DENY_UNSHARE_EXEC
 from test_hostile import Listener, hostile_notebook
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 # Probes the sandbox from inside: each working attack costs q1c.
@@ -56,6 +55,7 @@ def test_unshare_denied_is_really_denied():
     assert out.split() == ["-1", str(errno.EPERM)]
 
 
+@pytest.mark.slow
 def test_gradescope_without_namespaces_confines_by_landlock(dist, tmp_path):
     """With unshare denied, is the notebook graded in Landlock mode, results.json saying so, attacks blocked?"""
     listener = Listener()
@@ -72,6 +72,7 @@ def test_gradescope_without_namespaces_confines_by_landlock(dist, tmp_path):
     assert listener.received == b""
 
 
+@pytest.mark.slow
 def test_gradescope_with_namespaces_says_so(dist, tmp_path):
     """Where the machine allows namespaces, does results.json name that mode?"""
     proc = subprocess.run([sys.executable, "-m", "vaehw", "gradescope-check", str(dist / "known" / "full-credit.ipynb"),
@@ -82,6 +83,7 @@ def test_gradescope_with_namespaces_says_so(dist, tmp_path):
     assert results["extra_data"]["confinement"] == "namespaces" and results["score"] == 18
 
 
+@pytest.mark.slow
 def test_no_confinement_at_all_refuses_without_insecure(dist, tmp_path):
     """Without namespaces and without Landlock, does grade refuse in one line naming what is unprotected,
     and grade, saying `confinement: none`, only with --insecure?"""

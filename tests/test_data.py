@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "assignment" / "data" / "digits.npz"
@@ -24,6 +25,7 @@ def test_digits_shapes_and_values():
     assert set(np.unique(d["y_train"])) == set(range(10)) == set(np.unique(h["y_heldout"]))
 
 
+@pytest.mark.slow
 def test_script_reproduces_the_committed_files(tmp_path):
     """Does make_digits.py rebuild byte-identical files from scikit-learn's bundled digits?"""
     out, heldout = tmp_path / "digits.npz", tmp_path / "heldout.npz"

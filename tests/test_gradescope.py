@@ -13,9 +13,9 @@ from vaehw.gradescope import check
 from vaehw.known import replace_definition
 from vaehw.results import question_scores, validate_results
 
-pytestmark = pytest.mark.slow
 
 
+@pytest.mark.slow
 def test_full_credit_and_blank(dist, autograder_zip, points, tmp_path):
     """Through the zip's run_autograder, does full credit get every point and the blank notebook none?"""
     full = check(dist / "known" / "full-credit.ipynb", autograder_zip=autograder_zip, out=tmp_path / "full")
@@ -29,6 +29,7 @@ def test_full_credit_and_blank(dist, autograder_zip, points, tmp_path):
     assert details and {t["visibility"] for t in details} == {"after_published"}
 
 
+@pytest.mark.slow
 def test_exported_zip_with_a_crafted_log_is_graded_from_the_notebook(dist, autograder_zip, tmp_path):
     """Is an uploaded zip graded from its notebook alone, whatever .OTTER_LOG it carries?"""
     upload = tmp_path / "vae_hw_2026_11_24.zip"
@@ -60,6 +61,7 @@ def test_ungradable_submissions_get_a_clear_message(dist, autograder_zip, tmp_pa
     assert results["score"] == 0 and message in results["output"]
 
 
+@pytest.mark.slow
 def test_a_hanging_and_a_crashing_question_are_named(dist, autograder_zip, points, tmp_path, monkeypatch):
     """Does a question that hangs (q5b) or kills its process (q6b) lose only its points, with a message saying so?"""
     monkeypatch.setenv("VAEHW_QUESTION_TIMEOUT", "10")
@@ -90,6 +92,7 @@ def test_schema_rejects_malformed_results():
             validate_results(bad)
 
 
+@pytest.mark.slow
 def test_hidden_tests_are_unreadable_from_the_notebook(dist, autograder_zip, tmp_path):
     """Does a notebook that prints every readable file under the autograder root find no hidden test?"""
     if os.geteuid() != 0:
