@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                          engine=args.engine, memory_mb=args.memory_mb, insecure=args.insecure,
                                          info=info)
             rows, written_points = written_ta.finish(written, rows)
-            print(format_table(rows))
+            print(format_table(rows, list(question_points(args.autograder))))
             points = {**question_points(args.autograder), **written_points}
             report = write_report(rows, args.out, points, info.get("confinement"))
             print(f"\n{summary_text(rows, points, info.get('confinement'))}")
