@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .lint import check_notebook
+from .lists import fill_answer_key, fill_built_notebook
 from .questions import QUESTIONS_JSON, Question, questions_json, read_master
 from .written.handouts import TEMPLATE_NAME, build_written
 
@@ -92,6 +93,8 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         zips = sorted((out / "autograder").glob("*-autograder_*.zip"))
         if len(zips) != 1:
             raise UsageError(f"expected one autograder zip from otter assign, found {len(zips)}")
+        for notebook in (out / "student" / master.name, out / "autograder" / master.name):
+            fill_built_notebook(notebook, questions)
         staged = Path(tmp) / "dist"
         shutil.copytree(out / "student", staged / "student")
         shutil.copytree(out / "autograder", staged / "autograder", ignore=shutil.ignore_patterns("*.zip"))
@@ -100,6 +103,10 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         otter_zip_with_cpu_torch(zips[0], staged / "autograder" / OTTER_ZIP_NAME, questions)
         (staged / QUESTIONS_JSON).write_text(questions_json(questions), encoding="utf-8")
         shutil.copytree(solutions, staged / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
+        answer_key = staged / "solutions" / "README.md"
+        if answer_key.is_file():
+            answer_key.write_text(fill_answer_key(answer_key.read_text(encoding="utf-8"), questions, keep_marks=False),
+                                  encoding="utf-8")
         shutil.copy2(out / "autograder" / master.name, staged / "solutions" / master.name)
         build_written(staged, assignment_dir=master.parent, questions=questions)
         # Replace the previous build only once the new one is complete.

@@ -17,6 +17,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--master", type=Path, default=Path("assignment/vae_hw.ipynb"))
     a.add_argument("--dist", type=Path, default=Path("dist"))
     a.add_argument("--solutions", type=Path, default=Path("solutions"))
+    li = sub.add_parser("lists", help="write the question lists and point tables of the READMEs from the master notebook")
+    li.add_argument("--master", type=Path, default=Path("assignment/vae_hw.ipynb"))
+    li.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not up to date")
     k = sub.add_parser("known", help="write the known submissions of solutions/ to dist/known/")
     k.add_argument("--spec", type=Path, default=Path("solutions/known_submissions.yaml"))
     k.add_argument("--tamper", type=Path, default=Path("solutions/tamper_submissions.yaml"),
@@ -61,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
             built = build_assignment(master=args.master, dist=args.dist, solutions=args.solutions)
             for what, path in built.items():
                 print(f"{what:>10}: {path}")
+        elif args.command == "lists":
+            from .lists import update
+            from .questions import read_master
+
+            root = args.master.resolve().parent.parent
+            stale = update(root, read_master(args.master), check=args.check)
+            for path in stale:
+                print(f"{'not up to date' if args.check else 'updated'}: {path.relative_to(root)}")
+            return 1 if args.check and stale else 0
         elif args.command == "known":
             from .known import materialise_known
             from .questions import question_points

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
+from ..lists import fill
 from ..questions import Question, written_points
 from . import student
 
@@ -29,11 +30,15 @@ def student_module(written: list[str]) -> str:
 
 
 def add_student_files(student_dir: Path, extra: Path, questions: list[Question]) -> None:
-    """Put the PDF module, the pinned requirements and the README beside the student notebook."""
+    """Put the PDF module, the pinned requirements and the README (its lists filled in) beside the student
+    notebook."""
     written = list(written_points(questions))
     (student_dir / STUDENT_MODULE).write_text(student_module(written), encoding="utf-8")
     for path in sorted(extra.iterdir()):
-        if path.is_file():
+        if path.suffix == ".md":
+            (student_dir / path.name).write_text(fill(path.read_text(encoding="utf-8"), questions, keep_marks=False),
+                                                 encoding="utf-8")
+        elif path.is_file():
             shutil.copy2(path, student_dir / path.name)
 
 

@@ -1,6 +1,7 @@
 """The written questions' model answers and rubrics, read from the answer key (solutions/README.md).
 
-Their ids and points are the master notebook's (``questions.json``), not the headings'.
+Their ids and points are the master notebook's (``questions.json``); ``vaehw lists`` writes those points into
+the answer key's headings, so the two agree.
 """
 
 from __future__ import annotations
