@@ -129,7 +129,8 @@ def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answe
         items.append(f'<div class="answer"><h3>{html.escape(name)}{link}</h3>\n{fragment}</div>')
     nav = " · ".join(f'<a href="{q}.html">{q}</a>' if q != qid else f"<b>{q}</b>" for q in written or [qid])
     body = (f'<p><a href="index.html">all questions</a> · {nav}</p>'
-            f"<h1>{html.escape(qid)} ({rubric.points:g} point{'s' if rubric.points != 1 else ''}): {_inline(rubric.title)}</h1>"
+            f"<h1>{html.escape(qid)} ({rubric.points:g} point{'s' if rubric.points != 1 else ''})"
+            f"{': ' + _inline(rubric.title) if rubric.title else ''}</h1>"
             f"{prompt}<div class=\"row\"><div>{''.join(items)}</div>"
             f'<aside class="key"><h2>Model answer and rubric</h2>{markdown_html(rubric.markdown)}</aside></div>')
     return _page(f"{qid}: written answers", body)
