@@ -24,9 +24,11 @@ from pypdf import PdfReader
 from vaehw.build import ZIP_NAME, build_assignment
 from vaehw.cli import main as vaehw
 from vaehw.grade import safe_name
+from vaehw.gradebook import Gradebook
 from vaehw.known import replace_definition
 from vaehw.lists import update
 from vaehw.questions import load_questions, read_master
+from vaehw.written.student import written_pdf
 
 pytestmark = pytest.mark.slow  # one build and two gradings of whole notebooks (about a minute on 2 cores)
 
@@ -121,14 +123,22 @@ def added(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def graded(added, tmp_path_factory):
-    """The reference and a wrong q1d graded with `vaehw grade`; then graded again with the TA's points for q1e."""
+    """The reference and a wrong q1d graded with `vaehw grade` into a folder an earlier grading (before q1d and q1e)
+    left a row and a PDF in; then graded again with the TA's points for q1e."""
     repo, dist, _ = added
     subs = tmp_path_factory.mktemp("added-subs")
     reference = nbformat.read(dist / "autograder" / "vae_hw.ipynb", as_version=4)
     nbformat.write(reference, subs / "full.ipynb")
-    replace_definition(reference, "double", "def double(x):\n    return x\n")
-    nbformat.write(reference, subs / "wrong-q1d.ipynb")
+    wrong = nbformat.read(dist / "autograder" / "vae_hw.ipynb", as_version=4)
+    replace_definition(wrong, "double", "def double(x):\n    return x\n")
+    nbformat.write(wrong, subs / "wrong-q1d.ipynb")
     out = tmp_path_factory.mktemp("added-out")
+    # What a grading with the questions before q1d and q1e left there: a gradebook row and a PDF of the reference.
+    old = [q for q in AUTO if q != "q1d"]
+    Gradebook(out / "gradebook.csv", old).add("full.ipynb", {q: 1.0 for q in old}, 18.0, "ok")
+    written_pdf(json.loads(nbformat.writes(reference)), out / "written" / "pdf" / "full.ipynb.pdf",
+                written=[q for q in WRITTEN if q != "q1e"])
+    (out / "written" / "pdf" / ".questions").write_text(" ".join(q for q in WRITTEN if q != "q1e"), encoding="utf-8")
     args = ["grade", str(subs), "-o", str(out), "--autograder", str(dist / ZIP_NAME), "--jobs", "2"]
     assert vaehw(args) == 0
     first = _gradebook(out), (out / "written_scores.csv").read_text(encoding="utf-8")

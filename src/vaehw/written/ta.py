@@ -81,9 +81,9 @@ def own_pdf(path: Path) -> bool:
     return any(p.suffix.lower() == ".pdf" and p.name.startswith(path.stem) for p in path.parent.iterdir())
 
 
-def _pdf(nb_path: Path, target: Path, written: list[str]) -> None:
-    if target.exists() and target.stat().st_mtime >= nb_path.stat().st_mtime:
-        return  # made from this very file on an earlier run
+def _pdf(nb_path: Path, target: Path, written: list[str], again: bool) -> None:
+    if not again and target.exists() and target.stat().st_mtime >= nb_path.stat().st_mtime:
+        return  # made from this very file, with these questions, on an earlier run
     try:
         nb = json.loads(notebook_bytes(nb_path))
     except (Ungradable, ValueError):
@@ -107,17 +107,21 @@ def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[di
     answers = {n: _answers(p) for n, p in written.submissions}
     needs_pdf = [(n, p) for n, p in written.submissions if not own_pdf(p)]
     links = {n: f"pdf/{_file_name(n)}.pdf" for n, _ in needs_pdf}
+    order = list(written.rubrics)
+    stamp = folder / "pdf" / ".questions"  # the written questions the PDFs there have pages for
+    again = not stamp.is_file() or stamp.read_text(encoding="utf-8").split() != order
     with ThreadPoolExecutor(max_workers=written.jobs) as pool:
-        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]], list(written.rubrics)), needs_pdf))
+        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]], order, again), needs_pdf))
+    stamp.write_text(" ".join(order) + "\n", encoding="utf-8")
     for q, rubric in written.rubrics.items():
         prompt = markdown_html(written.prompts.get(q, ""))
         page = question_page(q, rubric, prompt, names, [answers[n].get(q) for n in names], links,
-                             cache=folder / ".cache", written=list(written.rubrics))
+                             cache=folder / ".cache", written=order)
         (folder / f"{q}.html").write_text(page, encoding="utf-8")
     answered = {q: {n for n in names if q in answers[n] and not is_blank(answers[n][q].text)} for q in written.rubrics}
     (folder / "index.html").write_text(
         index_page(written.rubrics, names, answered, links, str(written.out / sheet.SCORES_NAME)), encoding="utf-8")
-    sheet.write_blank_sheet(written.out / sheet.SCORES_NAME, names, list(written.rubrics))
+    sheet.write_blank_sheet(written.out / sheet.SCORES_NAME, names, order)
     if not written.points:
         return rows, {}
     full = {q: r.points for q, r in written.rubrics.items()}
