@@ -27,8 +27,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-assign: $(BUILT) ## build dist/: student notebook, autograder zip, solutions (otter assign runs every test)
+assign: $(BUILT) ## build dist/: student notebook, autograder zip, solutions (otter assign runs every test); first `vaehw lists`
 $(BUILT): $(STAMP) $(SOURCES)
+	$(BIN)/python -m vaehw lists
 	$(BIN)/python -m vaehw assign
 	$(BIN)/python -m vaehw known > /dev/null
 	@touch $@

@@ -10,7 +10,7 @@ import pytest
 
 from vaehw.grade import grade_submissions
 from vaehw.known import materialise_known
-from vaehw.questions import question_points
+from vaehw.questions import Question, auto_points, load_questions, written_points
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
@@ -29,8 +29,21 @@ def autograder_zip(dist: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def points(autograder_zip: Path) -> dict[str, float]:
-    return question_points(autograder_zip)
+def questions(autograder_zip: Path) -> list[Question]:
+    """The questions the autograder zip was built with (the master notebook's), in notebook order."""
+    return load_questions(autograder_zip)
+
+
+@pytest.fixture(scope="session")
+def points(questions) -> dict[str, float]:
+    """The auto-graded questions' points, in notebook order."""
+    return auto_points(questions)
+
+
+@pytest.fixture(scope="session")
+def written(questions) -> list[str]:
+    """The written questions, in notebook order (the pages of the student's PDF)."""
+    return list(written_points(questions))
 
 
 @pytest.fixture(scope="session")

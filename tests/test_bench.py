@@ -79,8 +79,10 @@ def _run(engine: str, scores: dict[str, dict[str, float]], wall: float = 60.0) -
 def test_score_differences_name_the_submission_and_question():
     """Are equal scores reported as no difference, and a different or missing score named?"""
     a = _run("otter", {"1.ipynb": {"q1c": 2.0, "q3b": 0.5}, "2.ipynb": {"q1c": 2.0}})
-    assert score_differences(a, _run("fork", {"1.ipynb": {"q1c": 2.0, "q3b": 0.5, "q2b": 0.0}, "2.ipynb": {"q1c": 2}})) == []
-    diffs = score_differences(a, _run("fork", {"1.ipynb": {"q1c": 2.0, "q3b": 2.0}}))
+    questions = ["q1c", "q2b", "q3b"]
+    assert score_differences(a, _run("fork", {"1.ipynb": {"q1c": 2.0, "q3b": 0.5, "q2b": 0.0}, "2.ipynb": {"q1c": 2}}),
+                             questions) == []
+    diffs = score_differences(a, _run("fork", {"1.ipynb": {"q1c": 2.0, "q3b": 2.0}}), questions)
     assert diffs == ["1.ipynb: q3b 0.5 vs 2", "2.ipynb: graded by only one engine, q1c 2 vs 0"]
 
 

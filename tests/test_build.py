@@ -8,8 +8,6 @@ from pathlib import Path
 
 import nbformat
 
-from vaehw.questions import QUESTIONS
-
 ROOT = Path(__file__).resolve().parents[1]
 MARKERS = re.compile(
     r"#\s*(BEGIN|END)\s+(SOLUTION|TESTS?|QUESTION|PROMPT|HIDDEN|IGNORE)\b|#\s*SOLUTION\b|ASSIGNMENT\s+CONFIG"
@@ -54,8 +52,8 @@ def zip_test_cases(autograder_zip: Path, *, hidden: bool) -> list[tuple[str, str
     found = []
     flag = "True" if hidden else "False"
     with zipfile.ZipFile(autograder_zip) as zf:
-        for q in QUESTIONS:
-            source = zf.read(f"tests/{q}.py").decode("utf-8")
+        for name in (n for n in zf.namelist() if n.startswith("tests/") and n.endswith(".py")):
+            source = zf.read(name).decode("utf-8")
             pattern = rf"@test_case\([^)]*hidden={flag}[^)]*\)\s*\ndef (\w+)\((.*?)(?=\n@test_case|\Z)"
             found += [(m.group(1), m.group(2)) for m in re.finditer(pattern, source, re.S)]
     return found
@@ -86,11 +84,11 @@ def test_no_solution_code_in_student_folder(dist):
         assert not leaked, f"{name} leaks solution lines: {leaked[:3]}"
 
 
-def test_no_hidden_test_in_student_folder(dist, autograder_zip):
+def test_no_hidden_test_in_student_folder(dist, autograder_zip, points):
     """Does no hidden test (its name or any of its lines) appear in the student folder?"""
     hidden = zip_test_cases(autograder_zip, hidden=True)
     public_lines = {l.strip() for _, body in zip_test_cases(autograder_zip, hidden=False) for l in body.splitlines()}
-    assert len(hidden) >= 2 * len(QUESTIONS) - 3, "too few hidden tests were found in the zip"
+    assert len(hidden) >= 2 * len(points) - 3, "too few hidden tests were found in the zip"
     for name, text in _student_texts(dist).items():
         text = text.replace('\\"', '"')
         for test_name, body in hidden:
@@ -100,10 +98,10 @@ def test_no_hidden_test_in_student_folder(dist, autograder_zip):
             assert not leaked, f"{name} contains lines of hidden test {test_name}: {leaked[:2]}"
 
 
-def test_every_question_has_public_and_hidden_tests(autograder_zip):
+def test_every_question_has_public_and_hidden_tests(autograder_zip, points):
     """Does every auto-graded question have at least one public and one hidden test?"""
     with zipfile.ZipFile(autograder_zip) as zf:
-        for q in QUESTIONS:
+        for q in points:
             source = zf.read(f"tests/{q}.py").decode("utf-8")
             assert "hidden=False" in source, f"{q} has no public test"
             assert "hidden=True" in source, f"{q} has no hidden test"

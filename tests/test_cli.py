@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from vaehw.grade import safe_name
-from vaehw.questions import QUESTIONS
 
 
 def vaehw(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -45,7 +44,7 @@ def test_invalid_jobs_and_missing_zip_exit_2(tmp_path, autograder_zip):
 
 
 @pytest.mark.slow
-def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip):
+def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip, points):
     """Do corrupted, empty, non-notebook and unreadable-zip submissions each get a row and a clear status?"""
     subs = tmp_path / "subs"
     (subs / "nested dir ü").mkdir(parents=True)
@@ -69,7 +68,7 @@ def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip):
         "defines nothing.ipynb": "ok",
     }
     for row in rows.values():
-        assert row["total"] == "0" and all(row[q] == "0" for q in QUESTIONS) and row["possible"] == "18"
+        assert row["total"] == "0" and all(row[q] == "0" for q in points) and row["possible"] == "18"
     assert (tmp_path / "out" / "feedback" / safe_name("corrupt.ipynb") / "feedback.txt").read_text().startswith("Submission: corrupt.ipynb")
 
 

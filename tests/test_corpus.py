@@ -16,7 +16,6 @@ import pytest
 
 from vaehw.grade import safe_name
 from vaehw.known import top_level_nodes
-from vaehw.questions import QUESTIONS
 
 BASES = ("full-credit", "blank")
 
@@ -64,12 +63,12 @@ def _feedback(graded_known_dir: Path, k) -> str:
     return (graded_known_dir / "feedback" / safe_name(k.path.name) / "feedback.txt").read_text(encoding="utf-8")
 
 
-def test_corpus_is_large_enough_and_covers_every_question(known):
+def test_corpus_is_large_enough_and_covers_every_question(known, points):
     """Are there at least 40 mistakes, covering every auto-graded question, and at least 15 correct variants?"""
     mistakes = _mistakes(known)
     assert len(mistakes) >= 40, len(mistakes)
     assert len(_correct(known)) >= 15, len(_correct(known))
-    by_question = {q: [k.name for k in mistakes if _question(k) == q] for q in QUESTIONS}
+    by_question = {q: [k.name for k in mistakes if _question(k) == q] for q in points}
     assert all(len(names) >= 3 for names in by_question.values()), by_question
 
 
@@ -77,7 +76,7 @@ def test_every_mistake_is_named_after_its_question_and_documented(known, points)
     """Is every mistake named <question>-<mistake>, with an about, a message, and fewer expected points on that question only?"""
     for k in _mistakes(known):
         q = _question(k)
-        assert q in QUESTIONS, f"{k.name}: name it <question>-<mistake>"
+        assert q in points, f"{k.name}: name it <question>-<mistake>"
         assert k.about.strip(), f"{k.name}: no about"
         assert k.message.strip(), f"{k.name}: no message"
         assert k.expected[q] < points[q], f"{k.name}: expects full marks on {q}"
@@ -116,7 +115,7 @@ def test_every_correct_variant_keeps_every_point(known, graded_known, points):
     false_fails = []
     for k in _correct(known):
         row = graded_known[k.path.name]
-        lost = {q: float(row[q]) for q in QUESTIONS if float(row[q]) != points[q]}
+        lost = {q: float(row[q]) for q in points if float(row[q]) != points[q]}
         if row["status"] != "ok" or lost:
             false_fails.append(f"{k.name}: {lost} ({row['status']})")
     assert not false_fails, "correct variants that lose points:\n" + "\n".join(false_fails)
@@ -135,9 +134,9 @@ def test_every_mistake_gets_its_message_under_its_question(known, graded_known, 
 
 
 @pytest.mark.slow
-def test_correct_variants_get_no_failure_messages(known, graded_known, graded_known_dir):
+def test_correct_variants_get_no_failure_messages(known, graded_known, graded_known_dir, points):
     """Is the feedback of every correct-* variant free of failure messages?"""
     for k in _correct(known):
         sections = _feedback_sections(_feedback(graded_known_dir, k))
-        assert set(sections) == set(QUESTIONS), k.name
+        assert set(sections) == set(points), k.name
         assert all(s.count("\n") == 1 for s in sections.values()), f"{k.name}:\n" + "".join(sections.values())

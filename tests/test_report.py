@@ -8,7 +8,6 @@ import re
 
 from vaehw.failures import count_failed_checks, failed_checks
 from vaehw.grade import safe_name
-from vaehw.questions import QUESTIONS
 from vaehw.report import summary_text, write_report
 
 POINTS = {"q1c": 2.0, "q2b": 1.0, "q2c": 1.0, "q2d": 3.0, "q3b": 2.0, "q4b": 1.0, "q5b": 2.0, "q6a": 3.0, "q6b": 3.0}
@@ -17,7 +16,7 @@ FULL = {q: f"{p:g}" for q, p in POINTS.items()}
 
 def _row(name: str, status: str = "ok", **scores: str) -> dict[str, str]:
     row = {"submission": name, **FULL, **scores}
-    total = sum(float(row[q]) for q in QUESTIONS)
+    total = sum(float(row[q]) for q in POINTS)
     return {**row, "total": f"{total:g}", "possible": "18", "status": status}
 
 
@@ -34,7 +33,7 @@ def _feedback(out, name: str, tests: list[dict]) -> None:
 def _class(out) -> list[dict[str, str]]:
     """Four submissions: full marks, two failing q3b's test_q3b_values, and one timed out."""
     rows = [_row("alice.ipynb"), _row("bob.ipynb", q3b="0.5"), _row("carol.ipynb", q3b="0.5", q1c="0"),
-            _row("dave.ipynb", "timeout after 5 s", **{q: "0" for q in QUESTIONS})]
+            _row("dave.ipynb", "timeout after 5 s", **{q: "0" for q in POINTS})]
     values = "test_q3b_values: AssertionError: check the factor 1/2"
     _feedback(out, "alice.ipynb", [_entry("q3b (hidden tests)", "All tests passed.", 1.5)])
     _feedback(out, "bob.ipynb", [_entry("q3b (hidden tests)", values)])
@@ -91,7 +90,7 @@ def test_otter_run_output_is_understood():
     results = {"tests": [{"name": "Public Tests", "visibility": "visible", "output": output, "status": "failed"},
                          {"name": "q3b", "score": 0.5, "max_score": 2.0, "output": output},
                          {"name": "q1c", "score": 2.0, "max_score": 2.0, "output": "q1c results: All test cases passed!"}]}
-    found = [(f.question, f.check, f.message) for f in failed_checks(results)]
+    found = [(f.question, f.check, f.message) for f in failed_checks(results, list(POINTS))]
     assert found == [("q3b", "q3b - 2", "AssertionError: twice the expected value"),
                      ("q3b", "q3b - 3", "AssertionError: float32 inputs give wrong values")]
 
@@ -101,16 +100,16 @@ def test_unscored_detail_entries_are_read(tmp_path):
     results = {"tests": [_entry("q3b hidden tests", "What the hidden tests found is shown once grades are published."),
                          {"name": "q3b hidden tests: details", "visibility": "after_published",
                           "output": "test_q3b_values: AssertionError: factor 1/2"}]}
-    assert [(f.question, f.check) for f in failed_checks(results)] == [("q3b", "test_q3b_values")]
+    assert [(f.question, f.check) for f in failed_checks(results, list(POINTS))] == [("q3b", "test_q3b_values")]
 
 
 def test_continuation_lines_and_repeats_are_not_extra_checks(tmp_path):
     """Is a multi-line message one failure, and a check failing twice in one submission counted once?"""
     output = "test_a: AssertionError: shapes differ\nExpected: (3,)\nGot: (3, 1)\ntest_b: ValueError: bad"
-    assert [f.check for f in failed_checks({"tests": [_entry("q1c (hidden tests)", output)]})] == ["test_a", "test_b"]
+    assert [f.check for f in failed_checks({"tests": [_entry("q1c (hidden tests)", output)]}, list(POINTS))] == ["test_a", "test_b"]
     _feedback(tmp_path, "a.ipynb", [_entry("q1c (public tests)", "test_a: AssertionError: x"),
                                     _entry("q1c (hidden tests)", "test_a: AssertionError: y")])
-    counts = count_failed_checks([tmp_path / "feedback" / safe_name("a.ipynb"), tmp_path / "feedback" / "missing"])
+    counts = count_failed_checks([tmp_path / "feedback" / safe_name("a.ipynb"), tmp_path / "feedback" / "missing"], list(POINTS))
     assert [(c.question, c.check, c.failures) for c in counts] == [("q1c", "test_a", 1)]
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from vaehw.known import top_level_nodes
-from vaehw.questions import QUESTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +83,7 @@ def _sweep(job: tuple[str, str, str, str, list[int], str]) -> tuple[str, str, fl
     return variant, case_name, time.perf_counter() - start, failures
 
 
-def _jobs(known, autograder_zip: Path) -> list[tuple[str, str, str, str, list[int], str]]:
+def _jobs(known, autograder_zip: Path, points: dict[str, float]) -> list[tuple[str, str, str, str, list[int], str]]:
     """(variant, notebook, question, test case, seed shifts, zip) for every run the sweep makes."""
     from otter.test_files import ExceptionTestFile
 
@@ -99,7 +98,7 @@ def _jobs(known, autograder_zip: Path) -> list[tuple[str, str, str, str, list[in
     zip_path = str(autograder_zip.resolve())
     jobs = []
     with zipfile.ZipFile(autograder_zip) as zf:
-        for q in QUESTIONS:
+        for q in points:
             for tc in ExceptionTestFile.from_string(zf.read(f"tests/{q}.py").decode("utf-8")).test_cases:
                 func = tc.body.test_func
                 uses = set(inspect.signature(func).parameters)  # the notebook names the case is called with
@@ -108,9 +107,9 @@ def _jobs(known, autograder_zip: Path) -> list[tuple[str, str, str, str, list[in
     return jobs
 
 
-def test_correct_answers_pass_every_test_under_every_seed(known, autograder_zip: Path, dist: Path):
+def test_correct_answers_pass_every_test_under_every_seed(known, autograder_zip: Path, dist: Path, points):
     """Do the reference and every correct variant pass every test case under 30 different seeds?"""
-    jobs = _jobs(known, autograder_zip)
+    jobs = _jobs(known, autograder_zip, points)
     assert {j[0] for j in jobs} >= {"full-credit"} and len({j[0] for j in jobs}) > 15, "the corpus has too few correct variants"
     # The longest jobs (the training tests) first, so that the two workers finish together.
     jobs.sort(key=lambda j: j[3] != "test_q6a_learns")
@@ -126,10 +125,10 @@ def test_correct_answers_pass_every_test_under_every_seed(known, autograder_zip:
     assert not failures, f"{len(failures)} failures over {SEEDS} seeds:\n" + "\n".join(failures[:40])
 
 
-def test_sweep_covers_every_question_and_the_training_variants(known, autograder_zip: Path):
+def test_sweep_covers_every_question_and_the_training_variants(known, autograder_zip: Path, points):
     """Does the sweep run every question's tests on the reference, and the training tests on the VAE and train_vae variants?"""
-    jobs = _jobs(known, autograder_zip)
-    assert {j[2] for j in jobs if j[0] == "full-credit"} == set(QUESTIONS)
+    jobs = _jobs(known, autograder_zip, points)
+    assert {j[2] for j in jobs if j[0] == "full-credit"} == set(points)
     learners = {j[0] for j in jobs if j[3] == "test_q6a_learns"} - {"full-credit"}
     trainers = {j[0] for j in jobs if j[3] == "test_q6b_steps"} - {"full-credit"}
     assert any("vae" in name for name in learners) and any("train" in name for name in trainers), (learners, trainers)

@@ -17,14 +17,26 @@ import pytest
 
 from vaehw.cli import main
 from vaehw.grade import safe_name
-from vaehw.gradebook import COLUMNS, Gradebook
+from vaehw.gradebook import Gradebook, columns
 from vaehw.shards import Shard, mark, parse_shard, select, shard_of
 from vaehw.submissions import find_submissions
-from vaehw.written.student import WRITTEN
+from vaehw.questions import auto_points, load_questions, written_points
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ([f"student-{i:03d}.ipynb" for i in range(97)]
          + ["alice smith.ipynb", "alice_smith.ipynb", "section b/ü é.zip", "bad \udcff name.ipynb [1a2b3c4d]"])
+
+
+def _questions():
+    return load_questions(ROOT / "dist" / "vae_hw-autograder.zip")
+
+
+def auto_ids() -> list[str]:
+    return list(auto_points(_questions()))
+
+
+def written_ids() -> list[str]:
+    return list(written_points(_questions()))
 
 
 def vaehw(*args: str) -> subprocess.CompletedProcess:
@@ -106,7 +118,7 @@ def test_grade_refuses_a_folder_holding_another_cut(tmp_path, autograder_zip, he
     subs.mkdir()
     (subs / "a.ipynb").write_text("{}")
     out.mkdir()
-    Gradebook(out / "gradebook.csv").add("b.ipynb", {}, 18, "ok")
+    Gradebook(out / "gradebook.csv", auto_ids()).add("b.ipynb", {}, 18, "ok")
     if held:
         mark(out, held, [subs], "namespaces")
     before = tree(out)
@@ -129,7 +141,7 @@ def made_shards(tmp_path: Path, count: int = 3) -> tuple[Path, list[Path]]:
         out = tmp_path / f"shard-{k}"
         out.mkdir()
         mark(out, Shard(k, count), [subs], "namespaces")
-        book = Gradebook(out / "gradebook.csv")
+        book = Gradebook(out / "gradebook.csv", auto_ids())
         for name, _ in select(found, Shard(k, count)):
             book.add(name, {"q1c": 1.5, "q3b": 2}, 18, "ok")
             (out / "feedback" / safe_name(name)).mkdir(parents=True)
@@ -143,9 +155,9 @@ def rows_of(book: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def rewrite(book: Path, rows: list[dict[str, str]], columns: list[str] = COLUMNS) -> None:
+def rewrite(book: Path, rows: list[dict[str, str]], header: list[str] | None = None) -> None:
     with open(book, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer = csv.DictWriter(f, header or columns(auto_ids()), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -187,7 +199,7 @@ def _in_the_wrong_shard(subs, folders, out):
 
 def _other_columns(subs, folders, out):
     book = folders[2] / "gradebook.csv"
-    rewrite(book, rows_of(book), [c for c in COLUMNS if c != "q6b"])
+    rewrite(book, rows_of(book), [c for c in columns(auto_ids()) if c != "q6b"])
     return folders
 
 
@@ -271,7 +283,7 @@ def test_merge_joins_rows_feedback_and_sheets_with_an_empty_shard(tmp_path, auto
     assert {f: tree(f) for f in folders} == before
     rows = rows_of(out / "gradebook.csv")
     assert [r["submission"] for r in rows] == [n for n, _ in find_submissions([subs])]
-    assert list(rows[0]) == [*COLUMNS[:-3], *WRITTEN, "total", "possible", "status"]
+    assert list(rows[0]) == [*columns(auto_ids())[:-3], *written_ids(), "total", "possible", "status"]
     mine = next(r for r in rows if r["submission"] == name)
     assert (mine["q3a"], mine["q1a"], mine["total"], mine["possible"]) == ("1.5", "", "5", "25")
     for r in rows:
@@ -329,7 +341,7 @@ def test_three_shards_merged_equal_one_run(class_graded):
     one, joined = tree(whole), tree(merged)
     assert sorted(joined) == sorted(one)
     assert len([p for p in joined if p.startswith("feedback/") and p.endswith("/feedback.txt")]) == len(KNOWN)
-    assert len([p for p in joined if p.startswith("written/pdf/")]) == len(KNOWN)
+    assert len([p for p in joined if p.startswith("written/pdf/") and p.endswith(".pdf")]) == len(KNOWN)
     for path in one:
         # the index names the score sheet by its path, which is OUT's own
         assert joined[path].replace(bytes(merged), b"OUT") == one[path].replace(bytes(whole), b"OUT"), path

@@ -18,7 +18,6 @@ from pypdf import PdfReader
 
 from vaehw.known import replace_definition, top_level_nodes
 from vaehw.written import student
-from vaehw.written.student import WRITTEN
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +64,7 @@ def student_venv(dist: Path) -> Path:
     return python
 
 
-def filled_student_notebook(dist: Path, folder: Path) -> None:
+def filled_student_notebook(dist: Path, folder: Path, written: list[str]) -> None:
     """The student folder as handed out, with every answer (code and written) of the reference filled in."""
     shutil.copytree(dist / "student", folder, dirs_exist_ok=True)
     nb = nbformat.read(folder / "vae_hw.ipynb", as_version=4)
@@ -77,16 +76,16 @@ def filled_student_notebook(dist: Path, folder: Path) -> None:
     for cell in nb.cells:
         if m := student.PROMPT.search(cell.source):
             current = m.group(1)
-        elif current in WRITTEN and cell.cell_type == "markdown" and student._is_answer_cell(cell):
+        elif current in written and cell.cell_type == "markdown" and student._is_answer_cell(cell):
             cell.source = answers[current].text
     nbformat.write(nb, folder / "vae_hw.ipynb")
 
 
 @pytest.fixture(scope="module")
-def exported(dist, tmp_path_factory):
+def exported(dist, tmp_path_factory, written):
     python = student_venv(dist)
     folder = tmp_path_factory.mktemp("student-export")
-    filled_student_notebook(dist, folder)
+    filled_student_notebook(dist, folder, written)
     proc = subprocess.run([str(python), "-c", RUN], cwd=folder, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return folder, nbformat.read(folder / "executed.ipynb", as_version=4)
@@ -102,14 +101,14 @@ def test_export_cell_makes_zip_and_pdf_in_a_fresh_environment(exported):
     assert "Wrote vae_hw-written.pdf (6 pages)" in last and "no answer yet" not in last, last
 
 
-def test_exported_pdf_page_k_is_question_k_with_math_typeset(exported, dist):
+def test_exported_pdf_page_k_is_question_k_with_math_typeset(exported, dist, written):
     """Does page k hold written question k, its model answer's words, no raw $ or \\frac; and does the
     template put the same question on each page?"""
     folder, _ = exported
     pages = [re.sub(r"\s+", " ", p.extract_text()) for p in PdfReader(folder / student.PDF_NAME).pages]
     template = [re.sub(r"\s+", " ", p.extract_text()) for p in PdfReader(dist / "vae_hw-written-template.pdf").pages]
-    assert len(pages) == len(template) == len(WRITTEN)
-    for qid, page, blank in zip(WRITTEN, pages, template):
+    assert len(pages) == len(template) == len(written)
+    for qid, page, blank in zip(written, pages, template):
         assert page.startswith(f"VAE homework: written answers {qid}") and blank.startswith(
             f"VAE homework: written answers {qid}")
         assert KEY_PHRASES[qid] in page and KEY_PHRASES[qid] not in blank
@@ -123,7 +122,7 @@ def test_first_cell_installs_nothing_when_everything_is_there(exported):
     assert "requirements.txt" in first.source and first.outputs and "pip" not in str(first.outputs)
 
 
-def test_preflight_with_the_shipped_module(exported, dist, tmp_path):
+def test_preflight_with_the_shipped_module(exported, dist, tmp_path, written):
     """In the student environment, does the shipped vae_hw_written.py name two unanswered written questions and a
     code answer left at `...`, and mark "(no answer)" on exactly those two pages?"""
     folder, _ = exported
@@ -145,7 +144,7 @@ def test_preflight_with_the_shipped_module(exported, dist, tmp_path):
     warning = next(line for line in proc.stdout.splitlines() if line.startswith("Warning"))
     assert "q2a, q5a, q6b" in warning, warning
     pages = [p.extract_text() for p in PdfReader(work / student.PDF_NAME).pages]
-    assert [student.NO_ANSWER in p for p in pages] == [q in ("q2a", "q5a") for q in WRITTEN]
+    assert [student.NO_ANSWER in p for p in pages] == [q in ("q2a", "q5a") for q in written]
 
 
 def test_first_cell_installs_what_is_missing(exported, dist):

@@ -20,7 +20,6 @@ import pytest
 from vaehw.grade import grade_submissions, safe_name
 from vaehw.gradescope import check
 from vaehw.known import materialise_known
-from vaehw.questions import QUESTIONS
 from vaehw.results import question_scores
 
 pytestmark = pytest.mark.slow
@@ -136,14 +135,14 @@ def test_the_corpus_covers_every_attack(tamper):
     assert all(k.baseline for k in tamper)
 
 
-def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, graded_tamper, graded_known):
+def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, graded_tamper, graded_known, points):
     """Through make grade's runner, does every attack score exactly its baseline mistake's expected scores?"""
     for k in tamper:
         row, base = graded_tamper[k.path.name], graded_known[f"{k.baseline}.ipynb"]
-        got = {q: float(row[q]) for q in QUESTIONS}
+        got = {q: float(row[q]) for q in points}
         assert got == k.expected, f"{k.name}: {got} (status {row['status']})"
         # Made-up answers pass only the four checks of shapes and self-consistency listed in solutions/README.md.
-        gain = sum(max(got[q] - float(base[q]), 0.0) for q in QUESTIONS)
+        gain = sum(max(got[q] - float(base[q]), 0.0) for q in points)
         assert gain <= FORGEABLE, f"{k.name} gained {gain:g} points over {k.baseline}"
 
 
@@ -158,13 +157,13 @@ def test_no_attack_scores_more_than_its_baseline_on_gradescope(tamper, gradescop
 
 
 @pytest.mark.skipif(not ISOLATED, reason="the minimal root needs root; without it the notebook sees the whole filesystem")
-def test_reading_every_readable_file_finds_nothing_hidden(gradescope_tamper, graded_tamper):
+def test_reading_every_readable_file_finds_nothing_hidden(gradescope_tamper, graded_tamper, points):
     """Did the notebook that reads every file it can find no hidden test, reference solution or expected value?
 
     Its first cell reads every file under / and, after each later cell, would set the right q2b had
     it found one, and sets a wrong q4b once it has read 2000 files or more (so the search did run).
     """
-    for scores in ({q: float(v) for q, v in graded_tamper["tamper-read-everything.ipynb"].items() if q in QUESTIONS},
+    for scores in ({q: float(v) for q, v in graded_tamper["tamper-read-everything.ipynb"].items() if q in points},
                    question_scores(gradescope_tamper["tamper-read-everything"][0])):
         assert scores["q2b"] == 0, "a hidden test, reference solution or expected value was readable"
         assert scores["q4b"] == 0, "the search did not run"
@@ -180,7 +179,7 @@ class _Marker:
         return (os.system, (f"touch {self.path}",))
 
 
-def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path):
+def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path, points):
     """Is a zip with a crafted .OTTER_LOG and other pickles graded from its notebook alone, nothing unpickled?"""
     marker = tmp_path / "unpickled"
     upload = tmp_path / "vae_hw_2026_11_25.zip"
@@ -198,7 +197,7 @@ def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path):
         [row] = list(csv.DictReader(f))
     assert not marker.exists()
     assert question_scores(results) == wrong.expected
-    assert {q: float(row[q]) for q in QUESTIONS} == wrong.expected
+    assert {q: float(row[q]) for q in points} == wrong.expected
 
 
 def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, autograder_zip, graded_known):

@@ -14,7 +14,6 @@ import pytest
 from pypdf import PdfReader
 
 from vaehw.written import student
-from vaehw.written.student import WRITTEN
 
 pytestmark = pytest.mark.slow  # each test compiles PDFs with pandoc and Typst (3 to 12 s)
 
@@ -79,12 +78,12 @@ def export(nb: dict, folder: Path, capsys) -> tuple[Path, str, float]:
     return folder / student.PDF_NAME, capsys.readouterr().out, time.monotonic() - start
 
 
-def test_reference_answers_one_page_each_math_typeset(full_credit, tmp_path, capsys):
+def test_reference_answers_one_page_each_math_typeset(full_credit, tmp_path, capsys, written):
     """Does page k hold written question k with its model answer's words, its math typeset (no $ or \\frac)?"""
     pdf, printed, _ = export(full_credit, tmp_path, capsys)
     texts = page_texts(pdf)
-    assert len(texts) == len(WRITTEN)
-    for qid, text in zip(WRITTEN, texts):
+    assert len(texts) == len(written)
+    for qid, text in zip(written, texts):
         assert page_question(text) == qid
         assert KEY_PHRASES[qid] in text, (qid, text[:300])
         assert "$" not in text and "\\frac" not in text and "\\mathbb" not in text, (qid, text)
@@ -92,16 +91,16 @@ def test_reference_answers_one_page_each_math_typeset(full_credit, tmp_path, cap
     assert "Warning" not in printed and "Wrote" in printed
 
 
-def test_template_has_the_same_pages_with_blank_answers(dist, full_credit, tmp_path, capsys):
+def test_template_has_the_same_pages_with_blank_answers(dist, full_credit, tmp_path, capsys, written):
     """Does the Gradescope template have as many pages as a student's PDF, the same question on each?"""
     pdf, _, _ = export(full_credit, tmp_path, capsys)
     template = page_texts(dist / "vae_hw-written-template.pdf")
-    assert [page_question(t) for t in template] == [page_question(t) for t in page_texts(pdf)] == list(WRITTEN)
-    for qid, text in zip(WRITTEN, template):
+    assert [page_question(t) for t in template] == [page_question(t) for t in page_texts(pdf)] == written
+    for qid, text in zip(written, template):
         assert KEY_PHRASES[qid] not in text and student.NO_ANSWER not in text
 
 
-def test_unanswered_questions_are_listed_and_marked(full_credit, tmp_path, capsys):
+def test_unanswered_questions_are_listed_and_marked(full_credit, tmp_path, capsys, written):
     """Two written answers left at the placeholder and a code answer left at `...`: named in the warning, and
     "(no answer)" on exactly those two pages?"""
     nb = set_answer(full_credit, "q1b", student.PLACEHOLDER)
@@ -112,16 +111,14 @@ def test_unanswered_questions_are_listed_and_marked(full_credit, tmp_path, capsy
     warning = next(line for line in printed.splitlines() if line.startswith("Warning"))
     assert all(q in warning for q in ("q1b", "q4a", "q3b")) and "q1a" not in warning
     texts = page_texts(pdf)
-    assert [student.NO_ANSWER in t for t in texts] == [q in ("q1b", "q4a") for q in WRITTEN]
+    assert [student.NO_ANSWER in t for t in texts] == [q in ("q1b", "q4a") for q in written]
     assert pdf.is_file()
 
 
-def test_blank_student_notebook_lists_every_question(dist):
+def test_blank_student_notebook_lists_every_question(dist, written, points):
     """Does the notebook as handed out list all 6 written and all 9 code answers as missing?"""
     nb = json.loads((dist / "student" / "vae_hw.ipynb").read_text(encoding="utf-8"))
-    from vaehw.questions import QUESTIONS
-
-    assert sorted(student.unanswered(nb)) == sorted([*WRITTEN, *QUESTIONS])
+    assert sorted(student.unanswered(nb)) == sorted([*written, *points])
 
 
 def noise_png(nbytes: int) -> bytes:
@@ -149,14 +146,14 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_answer_still_makes_the_pdf(full_credit, tmp_path, capsys, case):
+def test_hostile_answer_still_makes_the_pdf(full_credit, tmp_path, capsys, case, written):
     """Does a hostile answer to q3a give a PDF in seconds, the bad part shown verbatim, the other pages intact?"""
     markdown, shown = HOSTILE[case]
     pdf, printed, seconds = export(set_answer(full_credit, "q3a", markdown), tmp_path, capsys)
     assert "Could not" not in printed and seconds < 30, (printed, seconds)
     texts = page_texts(pdf)
-    assert [page_question(t) for t in texts[:6]] == list(WRITTEN)
-    for qid, text in zip(WRITTEN, texts):
+    assert [page_question(t) for t in texts[:6]] == written
+    for qid, text in zip(written, texts):
         if qid != "q3a":
             assert KEY_PHRASES[qid] in text, qid
     q3a = " ".join(t for t in texts if page_question(t) == "q3a")
@@ -213,7 +210,7 @@ def test_formula_typst_refuses_is_shown_as_tex_alone(full_credit, tmp_path, caps
     assert r"$z = \mu + \sigma \odot \varepsilon$" in q5a and "\\frac" not in q5a and "Noise" in q5a, q5a
 
 
-def test_answers_in_cells_the_student_added_or_without_tags(full_credit):
+def test_answers_in_cells_the_student_added_or_without_tags(full_credit, written):
     """Is a written answer typed into a new cell below the prompt found, and are the answers the same when an
     editor dropped every cell tag?"""
     reference = student.read_questions(full_credit)
@@ -227,6 +224,6 @@ def test_answers_in_cells_the_student_added_or_without_tags(full_credit):
     for cell in untagged["cells"]:
         cell["metadata"].pop("tags", None)
     found = student.read_questions(untagged)
-    assert {q: found[q].text for q in WRITTEN} == {q: reference[q].text for q in WRITTEN}
+    assert {q: found[q].text for q in written} == {q: reference[q].text for q in written}
     assert student.unanswered(untagged) == []
     assert student.unanswered(set_code(full_credit, "q5b", "def reparameterize(mu, logvar):\n    ...\n")) == ["q5b"]

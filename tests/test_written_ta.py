@@ -18,7 +18,7 @@ from vaehw.grade import safe_name
 from vaehw.results import question_scores, validate_results
 from vaehw.written.pages import answers_html
 from vaehw.written.scores import read_sheet
-from vaehw.written.student import WRITTEN, Question
+from vaehw.written.student import Question
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = {"q1a": 1.0, "q1b": 1.0, "q2a": 1.0, "q3a": 2.0, "q4a": 1.0, "q5a": 1.0}
@@ -28,7 +28,7 @@ NAMES = ["alice.ipynb", "bob.zip"]
 def sheet(tmp_path: Path, rows: list[list[str]]) -> Path:
     path = tmp_path / "written_scores.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([["submission", *WRITTEN], *rows])
+        csv.writer(f).writerows([["submission", *FULL], *rows])
     return path
 
 
@@ -129,11 +129,11 @@ def gradebook(out: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_grade_writes_pages_pdfs_and_blank_sheet(graded):
+def test_grade_writes_pages_pdfs_and_blank_sheet(graded, written):
     """Does grading write a page per written question with every answer, a PDF per notebook and an empty sheet?"""
     _, out = graded
     index = (out / "written" / "index.html").read_text(encoding="utf-8")
-    for q in WRITTEN:
+    for q in written:
         page = (out / "written" / f"{q}.html").read_text(encoding="utf-8")
         assert f'href="{q}.html"' in index and "<math" in index and "$" not in index
         assert all(n in page for n in ("full-credit.ipynb", "blank.ipynb", "q3b-missing-half.ipynb"))
@@ -143,14 +143,14 @@ def test_grade_writes_pages_pdfs_and_blank_sheet(graded):
         assert len(PdfReader(out / "written" / "pdf" / f"{name}.ipynb.pdf").pages) == 6
     with open(out / "written_scores.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["submission", *WRITTEN] and len(rows) == 4 and all(set(r[1:]) == {""} for r in rows[1:])
+    assert rows[0] == ["submission", *written] and len(rows) == 4 and all(set(r[1:]) == {""} for r in rows[1:])
     book = gradebook(out)
     assert book["full-credit.ipynb"]["total"] == "18" and book["full-credit.ipynb"]["possible"] == "18"
     assert "q1a" not in book["full-credit.ipynb"]
 
 
 @pytest.mark.slow
-def test_results_json_shows_the_written_answers(graded):
+def test_results_json_shows_the_written_answers(graded, written):
     """Does results.json carry the written answers in a zero-point, visible Markdown entry?"""
     _, out = graded
     for name, expect in (("full-credit.ipynb", "strict concavity"), ("blank.ipynb", "(no answer)")):
@@ -158,12 +158,12 @@ def test_results_json_shows_the_written_answers(graded):
         validate_results(results)
         [entry] = [t for t in results["tests"] if t["name"].startswith("Written answers")]
         assert entry["visibility"] == "visible" and entry["output_format"] == "md" and "score" not in entry
-        assert expect in entry["output"] and all(f"**{q}**" in entry["output"] for q in WRITTEN)
+        assert expect in entry["output"] and all(f"**{q}**" in entry["output"] for q in written)
         assert "Written" not in question_scores(results)  # the entry carries no points
 
 
 @pytest.mark.slow
-def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded):
+def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded, written):
     """Do the TA's points reach the gradebook and report (out of 25), and does each bad sheet fail in one line,
     leaving the gradebook as it was?"""
     subs, out = graded
@@ -172,7 +172,7 @@ def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded):
     good = [["full-credit.ipynb", "1", "1", "1", "2", "1", "1"], ["blank.ipynb", "0", "0", "0", "0", "0", "0"],
             ["q3b-missing-half.ipynb", "1", "0.75", "1", "1.5", "", ""]]
     with open(scores, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([["submission", *WRITTEN], *good])
+        csv.writer(f).writerows([["submission", *written], *good])
     proc = grade(subs, out)
     assert proc.returncode == 0, proc.stderr
     book = gradebook(out)
@@ -187,24 +187,28 @@ def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded):
                        (["blank.ipynb", "", "", "", "", "0.1", ""], "row 3, column q4a"),
                        (["blank.ipynb", "", "x", "", "", "", ""], "row 3, column q1b")):
         with open(scores, "w", newline="", encoding="utf-8") as f:  # the blank notebook's row (row 3) goes bad
-            csv.writer(f).writerows([["submission", *WRITTEN], good[0], bad, good[2]])
+            csv.writer(f).writerows([["submission", *written], good[0], bad, good[2]])
         proc = grade(subs, out)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode != 0 and len(lines) == 1 and str(scores) in lines[0] and where in lines[0], proc.stderr
         assert (out / "gradebook.csv").read_bytes() == before
     with open(scores, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([["submission", *WRITTEN], *good])
+        csv.writer(f).writerows([["submission", *written], *good])
     assert grade(subs, out).returncode == 0
     assert gradebook(out)["full-credit.ipynb"]["total"] == "25"  # a re-run does not count the points twice
 
 
-def test_student_folder_and_requirements(dist):
-    """Does dist/student/ ship the PDF module as in the source, pinned requirements with torch 2.13.0 and the PDF
-    route, and a README; and does the Gradescope image stay without the PDF route?"""
+def test_student_folder_and_requirements(dist, written):
+    """Does dist/student/ ship the PDF module as in the source but for the written questions filled in (and no
+    import of the toolkit), pinned requirements with torch 2.13.0 and the PDF route, and a README; and does the
+    Gradescope image stay without the PDF route?"""
     from vaehw.written import student as source
 
     folder = dist / "student"
-    assert (folder / "vae_hw_written.py").read_bytes() == Path(source.__file__).read_bytes()
+    shipped = (folder / "vae_hw_written.py").read_text(encoding="utf-8")
+    filled = f"WRITTEN: tuple[str, ...] = {tuple(written)!r}"
+    assert filled in shipped and shipped.replace(filled, "WRITTEN: tuple[str, ...] = ()") == Path(source.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"^\s*(import|from)\s+(vaehw|\.)", shipped, flags=re.M)
     pins = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in pins), pins
     assert {"torch==2.13.0", "typst==0.15.2", "pypandoc-binary==1.17", "pypdf==7.1.1"} <= set(pins)

@@ -3,6 +3,6 @@
 from .build import build_assignment
 from .grade import grade_submissions
 from .known import materialise_known
-from .questions import QUESTIONS
+from .questions import load_questions, read_master
 
-__all__ = ["QUESTIONS", "build_assignment", "grade_submissions", "materialise_known"]
+__all__ = ["build_assignment", "grade_submissions", "load_questions", "materialise_known", "read_master"]

@@ -24,7 +24,7 @@ import psutil
 
 from .errors import UsageError
 from .grade import grade_submissions
-from .questions import QUESTIONS
+from .questions import question_points
 from .runner import scores_from_results
 from .treesampler import TreeSampler, TreeUsage
 
@@ -133,17 +133,18 @@ def run_fork(folder: Path, autograder_zip: Path, out: Path, jobs: int) -> Run:
         rows = grade_submissions([folder], out=out, autograder_zip=autograder_zip, jobs=jobs, timeout=FORK_TIMEOUT,
                                  force=True, engine="fork")
     wall = time.monotonic() - start
-    scores = {r["submission"]: {q: float(r[q]) for q in QUESTIONS} for r in rows}
+    questions = list(question_points(autograder_zip))
+    scores = {r["submission"]: {q: float(r[q]) for q in questions} for r in rows}
     statuses = {r["submission"]: r["status"] for r in rows}
     return Run(f"fork engine, {jobs} jobs", len(rows), wall, sampler.usage(), scores, statuses)
 
 
-def score_differences(a: Run, b: Run) -> list[str]:
-    """One line per submission whose scores differ between two runs (a missing question counts 0)."""
+def score_differences(a: Run, b: Run, questions: list[str]) -> list[str]:
+    """One line per submission whose scores of ``questions`` differ between two runs (a missing question counts 0)."""
     lines = []
     for name in sorted(set(a.scores) | set(b.scores)):
         sa, sb = a.scores.get(name, {}), b.scores.get(name, {})
-        diff = [f"{q} {sa.get(q, 0.0):g} vs {sb.get(q, 0.0):g}" for q in QUESTIONS
+        diff = [f"{q} {sa.get(q, 0.0):g} vs {sb.get(q, 0.0):g}" for q in questions
                 if abs(sa.get(q, 0.0) - sb.get(q, 0.0)) > 1e-9]
         if name not in a.scores or name not in b.scores:
             diff.insert(0, "graded by only one engine")
@@ -196,7 +197,7 @@ def main(*, n: int, jobs: int, dist: Path, out: Path) -> int:
         problems = {name: status for name, status in run.statuses.items() if status != "ok"}
         print(f"{run.engine}: " + ("every submission ok" if not problems else f"{len(problems)} not ok: "
               + "; ".join(f"{name} ({status})" for name, status in sorted(problems.items()))))
-    differences = score_differences(serial, fork)
+    differences = score_differences(serial, fork, list(question_points(autograder_zip)))
     if differences:
         print(f"scores DIFFER for {len(differences)} of {n} submissions:")
         print("\n".join(f"  {d}" for d in differences))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .errors import UsageError
 from .lint import check_notebook
+from .lists import fill_answer_key, fill_built_notebook
+from .questions import QUESTIONS_JSON, Question, questions_json, read_master
 from .written.handouts import TEMPLATE_NAME, build_written
 
 ZIP_NAME = "vae_hw-autograder.zip"
@@ -26,8 +28,8 @@ GRADER_ONLY = ("data/heldout.npz",)
 SECRET = "secret.key"  # per build: the key from which each submission's hidden inputs are drawn
 
 
-def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path) -> None:
-    """Write the Gradescope zip: otter's tests and data, our runner and the vaehw package."""
+def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path, questions: list[Question]) -> None:
+    """Write the Gradescope zip: otter's tests and data, our runner, the questions and the vaehw package."""
     package = Path(__file__).resolve().parent
     with zipfile.ZipFile(otter_zip) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
@@ -38,6 +40,8 @@ def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path) ->
             info.external_attr = (0o755 if name != "requirements.txt" else 0o644) << 16
             dst.writestr(info, (autograder_dir / name).read_bytes(), zipfile.ZIP_DEFLATED)
         dst.writestr(zipfile.ZipInfo(SECRET, date_time=(2024, 1, 1, 0, 0, 0)), secrets.token_bytes(32))
+        dst.writestr(zipfile.ZipInfo(QUESTIONS_JSON, date_time=(2024, 1, 1, 0, 0, 0)), questions_json(questions),
+                     zipfile.ZIP_DEFLATED)
         for path in sorted(package.rglob("*")):
             if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
                 dst.write(path, f"vaehw/{path.relative_to(package).as_posix()}")
@@ -47,8 +51,8 @@ OTTER_ZIP_NAME = "otter-autograder.zip"
 TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 
-def otter_zip_with_cpu_torch(otter_zip: Path, target: Path) -> None:
-    """otter's own zip (its image, its runner), for `grade --docker`; torch from the CPU index."""
+def otter_zip_with_cpu_torch(otter_zip: Path, target: Path, questions: list[Question]) -> None:
+    """otter's own zip (its image, its runner), for `grade --docker`; torch from the CPU index; the questions."""
     with zipfile.ZipFile(otter_zip) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             data = src.read(info)
@@ -57,16 +61,20 @@ def otter_zip_with_cpu_torch(otter_zip: Path, target: Path) -> None:
             elif info.filename == "environment.yml":
                 data = data.replace(b"  - pip:\n", f"  - pip:\n      - {TORCH_CPU_INDEX}\n".encode(), 1)
             dst.writestr(info, data)
+        dst.writestr(zipfile.ZipInfo(QUESTIONS_JSON, date_time=(2024, 1, 1, 0, 0, 0)), questions_json(questions),
+                     zipfile.ZIP_DEFLATED)
 
 
 def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, Path]:
     """Build the student notebook, autograder notebook and zip, and solutions into ``dist``.
 
-    ``otter assign`` runs every test against the solutions; a failing test fails the build.
-    Returns the stable paths of what was built.
+    The questions (ids, kinds, points, prompts) are read from ``master`` and written to ``questions.json``
+    in ``dist`` and in the zip. ``otter assign`` runs every test against the solutions; a failing test
+    fails the build. Returns the stable paths of what was built.
     """
     if not master.is_file():
         raise UsageError(f"master notebook not found: {master}")
+    questions = read_master(master)
     violations = check_notebook(master)
     if violations:
         raise UsageError(f"{master}: {len(violations)} test(s) break the test contract (see README, Editing the homework): "
@@ -85,16 +93,24 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         zips = sorted((out / "autograder").glob("*-autograder_*.zip"))
         if len(zips) != 1:
             raise UsageError(f"expected one autograder zip from otter assign, found {len(zips)}")
+        for notebook in (out / "student" / master.name, out / "autograder" / master.name):
+            fill_built_notebook(notebook, questions)
         staged = Path(tmp) / "dist"
         shutil.copytree(out / "student", staged / "student")
         shutil.copytree(out / "autograder", staged / "autograder", ignore=shutil.ignore_patterns("*.zip"))
-        repack_autograder(zips[0], staged / ZIP_NAME, autograder_dir=master.parent.parent / "autograder")
-        otter_zip_with_cpu_torch(zips[0], staged / "autograder" / OTTER_ZIP_NAME)
+        repack_autograder(zips[0], staged / ZIP_NAME, autograder_dir=master.parent.parent / "autograder",
+                          questions=questions)
+        otter_zip_with_cpu_torch(zips[0], staged / "autograder" / OTTER_ZIP_NAME, questions)
+        (staged / QUESTIONS_JSON).write_text(questions_json(questions), encoding="utf-8")
         shutil.copytree(solutions, staged / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
+        answer_key = staged / "solutions" / "README.md"
+        if answer_key.is_file():
+            answer_key.write_text(fill_answer_key(answer_key.read_text(encoding="utf-8"), questions, keep_marks=False),
+                                  encoding="utf-8")
         shutil.copy2(out / "autograder" / master.name, staged / "solutions" / master.name)
-        build_written(staged, assignment_dir=master.parent)
+        build_written(staged, assignment_dir=master.parent, questions=questions)
         # Replace the previous build only once the new one is complete.
-        for name in ("student", "autograder", "solutions", ZIP_NAME, TEMPLATE_NAME):
+        for name in ("student", "autograder", "solutions", ZIP_NAME, TEMPLATE_NAME, QUESTIONS_JSON):
             target = dist / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -107,4 +123,5 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         "zip": dist / ZIP_NAME,
         "solutions": dist / "solutions",
         "template": dist / TEMPLATE_NAME,
+        "questions": dist / QUESTIONS_JSON,
     }

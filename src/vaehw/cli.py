@@ -17,6 +17,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--master", type=Path, default=Path("assignment/vae_hw.ipynb"))
     a.add_argument("--dist", type=Path, default=Path("dist"))
     a.add_argument("--solutions", type=Path, default=Path("solutions"))
+    li = sub.add_parser("lists", help="write the question lists and point tables of the READMEs from the master notebook")
+    li.add_argument("--master", type=Path, default=Path("assignment/vae_hw.ipynb"))
+    li.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not up to date")
     k = sub.add_parser("known", help="write the known submissions of solutions/ to dist/known/")
     k.add_argument("--spec", type=Path, default=Path("solutions/known_submissions.yaml"))
     k.add_argument("--tamper", type=Path, default=Path("solutions/tamper_submissions.yaml"),
@@ -63,13 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _print_outcome(rows: list[dict[str, str]], points: dict[str, float], confinement: str | None, out: Path,
+def _print_outcome(rows: list[dict[str, str]], points: dict[str, float], auto: list[str], confinement: str | None, out: Path,
                    report: Path) -> None:
     """The gradebook table, the summary and where everything is (grade and merge)."""
     from .gradebook import format_table
     from .report import summary_text
 
-    print(format_table(rows))
+    print(format_table(rows, auto))
     print(f"\n{summary_text(rows, points, confinement)}")
     print(f"\ngradebook: {out / 'gradebook.csv'}   feedback: {out / 'feedback'}/   report: {report}")
     print(f"written answers: {out / 'written' / 'index.html'}   scores: {out / 'written_scores.csv'}")
@@ -84,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             built = build_assignment(master=args.master, dist=args.dist, solutions=args.solutions)
             for what, path in built.items():
                 print(f"{what:>10}: {path}")
+        elif args.command == "lists":
+            from .lists import update
+            from .questions import read_master
+
+            root = args.master.resolve().parent.parent
+            stale = update(root, read_master(args.master), check=args.check)
+            for path in stale:
+                print(f"{'not up to date' if args.check else 'updated'}: {path.relative_to(root)}")
+            return 1 if args.check and stale else 0
         elif args.command == "known":
             from .known import materialise_known
             from .questions import question_points
@@ -123,15 +135,17 @@ def main(argv: list[str] | None = None) -> int:
             rows, written_points = written_ta.finish(written, rows)
             points = {**question_points(args.autograder), **written_points}
             report = write_report(rows, args.out, points, info.get("confinement"))
-            _print_outcome(rows, points, info.get("confinement"), args.out, report)
+            _print_outcome(rows, points, list(question_points(args.autograder)), info.get("confinement"), args.out, report)
             if shard:
                 print(f"shard {shard}: join the {shard.count} shards' folders with `python -m vaehw merge -o OUT FOLDER...`")
         elif args.command == "merge":
             from .merge import merge_outputs
+            from .questions import question_points
 
             merged = merge_outputs(args.shards, out=args.out, submissions=args.submissions,
                                    autograder_zip=args.autograder, jobs=args.jobs, force=args.force)
-            _print_outcome(merged.rows, merged.points, merged.confinement, args.out, merged.report)
+            _print_outcome(merged.rows, merged.points, list(question_points(args.autograder)), merged.confinement,
+                           args.out, merged.report)
         elif args.command == "bench":
             from .bench import main as bench
 

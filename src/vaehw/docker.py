@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .gradebook import Gradebook
-from .questions import QUESTIONS, question_points
+from .questions import question_points
 
 
 def docker_available() -> bool:
@@ -31,12 +31,12 @@ def grade_with_docker(paths: list[Path], *, out: Path, otter_zip: Path, jobs: in
     otter_grade(name="vae_hw", paths=[str(p) for p in paths], output_dir=str(out), autograder=str(otter_zip),
                 containers=jobs, ext="ipynb", timeout=int(timeout))
     points = question_points(otter_zip)
-    book = Gradebook(out / "gradebook.csv", force=True)
+    book = Gradebook(out / "gradebook.csv", list(points), force=True)
     with open(out / "final_grades.csv", newline="") as f:
         for row in csv.DictReader(f):
             if row.get("file") in (None, "", "Points Possible"):
                 continue
-            scores = {q: float(row.get(q) or 0) for q in QUESTIONS}
+            scores = {q: float(row.get(q) or 0) for q in points}
             status = "ok" if row.get("grading_status", "Completed") == "Completed" else row["grading_status"]
             book.add(Path(row["file"]).name, scores, sum(points.values()), status)
     return list(book.rows.values())

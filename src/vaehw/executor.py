@@ -28,7 +28,7 @@ from pathlib import Path
 from . import cleanup, confine
 from .build import SECRET
 from .errors import UsageError
-from .questions import QUESTIONS, question_points
+from .questions import auto_points, load_questions, written_points
 from .results import gradescope_results, messages_from_cases, written_answers_entry
 from .runner import RunResult
 from .text import one_line
@@ -98,7 +98,9 @@ class Executor:
             elif name == SECRET:
                 self.secret = data
         self.files_dir.mkdir(exist_ok=True)
-        self.points = question_points(autograder_zip)
+        questions = load_questions(autograder_zip)
+        self.points = auto_points(questions)  # the auto-graded questions, in notebook order
+        self.written = list(written_points(questions))
         self._ctx = _context()
         self._uid_lock, self._uid_counter = threading.Lock(), secrets.randbelow(UID_RANGE)
         self._expose = confine.python_paths()
@@ -166,7 +168,7 @@ class Executor:
         skip: list[int] = []
         problems: list[str] = []
         for attempt in range(MAX_RESTARTS + 1):
-            todo = [q for q in QUESTIONS if q not in graded]
+            todo = [q for q in self.points if q not in graded]
             if not todo:
                 break
             budget = self.timeout - (time.monotonic() - start)
@@ -201,7 +203,7 @@ class Executor:
                 scores[q] = float(sum(c["points"] for c in cases[q] if c["passed"]))
         status = "ok" if not problems else one_line("; ".join(dict.fromkeys(problems)), 500)
         results = gradescope_results(cases, self.points, status, per_question)
-        results["tests"].append(written_answers_entry(notebook))
+        results["tests"].append(written_answers_entry(notebook, self.written))
         return RunResult(status, scores, results, time.monotonic() - start,
                          messages=messages_from_cases(cases))
 

@@ -19,7 +19,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .questions import QUESTIONS
 from .text import one_line
 
 # "test_name: ExceptionType: message", as results.py writes a failed case (continuation lines do not match)
@@ -61,15 +60,16 @@ def _otter_failures(question: str, output: str) -> list[FailedCheck]:
     return found
 
 
-def failed_checks(results: dict) -> list[FailedCheck]:
-    """Every failed test case in one results.json (either engine's format), in file order."""
+def failed_checks(results: dict, questions: list[str]) -> list[FailedCheck]:
+    """Every failed test case of the auto-graded ``questions`` in one results.json (either engine's format),
+    in file order."""
     found: list[FailedCheck] = []
     tests = results.get("tests", []) if isinstance(results, dict) else []
     for test in tests if isinstance(tests, list) else []:
         if not isinstance(test, dict) or test.get("name") == OTTER_PUBLIC_SUMMARY:
             continue
         question = str(test.get("name", "")).split(" ")[0].rstrip(":")
-        if question not in QUESTIONS:  # the written answers' entry holds the student's own text, not checks
+        if question not in questions:  # the written answers' entry holds the student's own text, not checks
             continue
         output = str(test.get("output", ""))
         if _OTTER_BLOCK.search(output):
@@ -82,7 +82,7 @@ def failed_checks(results: dict) -> list[FailedCheck]:
     return found
 
 
-def count_failed_checks(folders: list[Path]) -> list[CheckCount]:
+def count_failed_checks(folders: list[Path], questions: list[str]) -> list[CheckCount]:
     """Count in how many submissions each check failed, most frequent first.
 
     ``folders`` are feedback folders; each may hold a ``results.json`` (a submission that could not be
@@ -96,7 +96,7 @@ def count_failed_checks(folders: list[Path]) -> list[CheckCount]:
             results = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        for f in {(f.question, f.check): f for f in failed_checks(results)}.values():
+        for f in {(f.question, f.check): f for f in failed_checks(results, questions)}.values():
             counts[f.question, f.check] += 1
             messages.setdefault((f.question, f.check), Counter())[f.message] += 1
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

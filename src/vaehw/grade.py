@@ -13,7 +13,7 @@ from typing import Callable
 
 from .errors import UsageError
 from .gradebook import Gradebook
-from .questions import QUESTIONS, question_points
+from .questions import question_points
 from .runner import RunResult, run_otter
 from .shards import Shard, check_out, mark, select
 from .submissions import Ungradable, find_submissions, notebook_bytes
@@ -30,12 +30,14 @@ def safe_name(name: str) -> str:
 
 
 def feedback_text(name: str, result: RunResult, points: dict[str, float]) -> str:
-    """What a student (or TA) reads: status, then each question's score and what went wrong."""
+    """What a student (or TA) reads: status, then each question's score and what went wrong.
+
+    ``points``: the auto-graded questions' points, in notebook order."""
     lines = [f"Submission: {display_name(name)}", f"Status: {one_line(result.status, 500)}", ""]
-    for q in QUESTIONS:
+    for q in points:
         lines.append(f"{q}: {result.scores.get(q, 0.0):g} / {points[q]:g}")
         lines.extend(f"    - {one_line(m)}" for m in result.messages.get(q, []))
-    total = sum(result.scores.get(q, 0.0) for q in QUESTIONS)
+    total = sum(result.scores.get(q, 0.0) for q in points)
     lines += ["", f"Total: {total:g} / {sum(points.values()):g}"]
     return "\n".join(lines) + "\n"
 
@@ -97,7 +99,7 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
     check_out(out, shard, force=force)
     try:
         points = question_points(autograder_zip)
-    except (zipfile.BadZipFile, KeyError, AttributeError, OSError):
+    except (zipfile.BadZipFile, KeyError, AttributeError, OSError, ValueError, TypeError):
         raise UsageError(f"not a readable autograder zip: {autograder_zip}") from None
     possible = sum(points.values())
     grade, close = _grader(engine, autograder_zip, timeout, memory_mb, insecure, info)  # may refuse: before any output
@@ -105,7 +107,7 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
     try:
         out.mkdir(parents=True, exist_ok=True)
         mark(out, shard, paths, info["confinement"])
-        book = Gradebook(out / "gradebook.csv", force=force)
+        book = Gradebook(out / "gradebook.csv", list(points), force=force)
         todo = [(n, p) for n, p in submissions if n not in book.rows]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(_grade_one, p, grade): n for n, p in todo}

@@ -22,7 +22,6 @@ import nbformat
 import yaml
 
 from .errors import UsageError
-from .questions import QUESTIONS
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,7 @@ def materialise_known(*, spec: Path, dist: Path, points: dict[str, float], basel
                       folder: str = "known") -> list[KnownSubmission]:
     """Write every submission in ``spec`` to ``dist/<folder>/<name>.ipynb``; return them.
 
+    ``points``: the auto-graded questions' points (their ids are the questions a score can be expected for).
     ``baselines``: the spec whose entries a ``baseline`` field refers to (the known submissions).
     """
     entries = _entries(spec)
@@ -107,8 +107,8 @@ def materialise_known(*, spec: Path, dist: Path, points: dict[str, float], basel
         path = out_dir / f"{name}.ipynb"
         nbformat.write(nb, path)
         full = base == "autograder"
-        expected = {q: (points[q] if full else 0.0) for q in QUESTIONS}
-        unknown = set(entry.get("expected") or {}) - set(QUESTIONS)
+        expected = {q: (points[q] if full else 0.0) for q in points}
+        unknown = set(entry.get("expected") or {}) - set(points)
         if unknown:
             raise UsageError(f"{spec}: entry {name!r} expects scores for unknown questions {sorted(unknown)}")
         expected.update({q: float(v) for q, v in (entry.get("expected") or {}).items()})

@@ -17,16 +17,14 @@ from pathlib import Path
 
 from .errors import UsageError
 from .grade import safe_name
-from .gradebook import COLUMNS
-from .questions import question_points
+from .gradebook import columns
+from .questions import auto_points as auto_points_of, load_questions, written_points as written_points_of
 from .report import write_report
 from .shards import Marker, MARKER, mark, read_marker
 from .submissions import find_submissions
 from .text import one_line
 from .written import scores as sheet
 from .written import ta as written_ta
-from .written.rubric import read_rubrics
-from .written.student import WRITTEN
 
 
 @dataclass
@@ -52,7 +50,7 @@ def _name(name: str) -> str:
     return repr(one_line(name, 120))
 
 
-def read_shard(folder: Path, auto_possible: float) -> ShardOut:
+def read_shard(folder: Path, auto: dict[str, float], written: list[str]) -> ShardOut:
     """A shard's marker and gradebook rows; a UsageError if the folder is not a shard's output."""
     if not folder.is_dir():
         raise UsageError(f"no such folder: {folder}")
@@ -65,15 +63,16 @@ def read_shard(folder: Path, auto_possible: float) -> ShardOut:
     try:
         with open(book, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            header = [c for c in reader.fieldnames or [] if c not in WRITTEN]
+            header = [c for c in reader.fieldnames or [] if c not in written]
             rows = {r["submission"]: r for r in reader if r.get("submission")}  # as Gradebook reads it: last row wins
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise UsageError(f"{book}: cannot read it ({e})") from None
-    if header != COLUMNS:
-        raise UsageError(f"{book} has the columns {', '.join(header) or '(none)'}, not {', '.join(COLUMNS)}: "
+    expected = columns(list(auto))
+    if header != expected:
+        raise UsageError(f"{book} has the columns {', '.join(header) or '(none)'}, not {', '.join(expected)}: "
                          "graded by another version of the homework?")
     try:
-        return ShardOut(folder, marker, sheet.auto_only(list(rows.values()), auto_possible))
+        return ShardOut(folder, marker, sheet.auto_only(list(rows.values()), auto))
     except ValueError:
         raise UsageError(f"{book}: a score is not a number") from None
 
@@ -146,13 +145,13 @@ def _confinement(shards: list[ShardOut]) -> str:
     return "; ".join(f"{mode} (shard{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))})" for mode, ks in modes.items())
 
 
-def _joined_sheet(shards: list[ShardOut], out: Path, names: list[str], answer_key: Path) -> list[list[str]] | None:
+def _joined_sheet(shards: list[ShardOut], out: Path, names: list[str], answer_key: Path,
+                  full: dict[str, float]) -> list[list[str]] | None:
     """The rows of one score sheet joining the shards' sheets, if any shard's holds points and OUT has none.
 
     Each shard's sheet is checked first (a bad one stops the merge); OUT's own sheet, the TA's, is kept."""
     if not answer_key.is_file():
         return None
-    full = {q: r.points for q, r in read_rubrics(answer_key).items()}
     if (out / sheet.SCORES_NAME).exists():
         sheet.read_sheet(out / sheet.SCORES_NAME, names, full)
         return None
@@ -162,7 +161,7 @@ def _joined_sheet(shards: list[ShardOut], out: Path, names: list[str], answer_ke
     if not points:
         return None
     cell = lambda v: "" if v is None else f"{v:g}"
-    return [["submission", *WRITTEN], *([n, *(cell(points.get(n, {}).get(q)) for q in WRITTEN)] for n in names)]
+    return [["submission", *full], *([n, *(cell(points.get(n, {}).get(q)) for q in full)] for n in names)]
 
 
 def _copy_written(shards: list[ShardOut], out: Path) -> None:
@@ -184,8 +183,8 @@ def merge_outputs(folders: list[Path], *, out: Path, submissions: list[Path] | N
                   jobs: int = 1, force: bool = False) -> Merged:
     """Join the shards' output ``folders`` into ``out``: gradebook, feedback, written answers, report."""
     try:
-        auto_points = question_points(autograder_zip)
-    except (zipfile.BadZipFile, KeyError, AttributeError, OSError):
+        questions = load_questions(autograder_zip)
+    except (zipfile.BadZipFile, KeyError, AttributeError, OSError, ValueError, TypeError):
         raise UsageError(f"not a readable autograder zip: {autograder_zip} (run `make assign` first)") from None
     resolved = [f.resolve() for f in folders]
     for i, f in enumerate(resolved):
@@ -195,14 +194,15 @@ def merge_outputs(folders: list[Path], *, out: Path, submissions: list[Path] | N
         raise UsageError(f"{out} is one of the shards: merge into another folder")
     if (out / "gradebook.csv").exists() and not force:
         raise UsageError(f"{out / 'gradebook.csv'} exists: merge into another folder, or add --force to replace it")
-    shards = [read_shard(f, sum(auto_points.values())) for f in folders]
+    auto_points, written_full = auto_points_of(questions), written_points_of(questions)
+    shards = [read_shard(f, auto_points, list(written_full)) for f in folders]
     _check_split(shards)
     paths = _submission_paths(shards, submissions)
     _check_names(shards, paths, bool(submissions))
     rows = sorted((r for s in shards for r in s.rows), key=lambda r: r["submission"])  # find_submissions' order
     names = [r["submission"] for r in rows]
     answer_key = autograder_zip.parent / "solutions" / "README.md"
-    joined = _joined_sheet(shards, out, names, answer_key)
+    joined = _joined_sheet(shards, out, names, answer_key, written_full)
 
     out.mkdir(parents=True, exist_ok=True)
     mark(out, None, paths, None)
@@ -211,7 +211,7 @@ def merge_outputs(folders: list[Path], *, out: Path, submissions: list[Path] | N
             source = s.folder / "feedback" / safe_name(r["submission"])
             if source.is_dir():
                 shutil.copytree(source, out / "feedback" / source.name, symlinks=True, dirs_exist_ok=True)
-    _write_gradebook(out / "gradebook.csv", rows)
+    _write_gradebook(out / "gradebook.csv", rows, list(auto_points))
     if answer_key.is_file():
         _copy_written(shards, out)
     if joined:
@@ -224,11 +224,11 @@ def merge_outputs(folders: list[Path], *, out: Path, submissions: list[Path] | N
     return Merged(rows, points, confinement, write_report(rows, out, points, confinement))
 
 
-def _write_gradebook(path: Path, rows: list[dict[str, str]]) -> None:
+def _write_gradebook(path: Path, rows: list[dict[str, str]], auto: list[str]) -> None:
     """The gradebook with every row (a header alone if there is none), written whole and then renamed."""
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, COLUMNS)
+        writer = csv.DictWriter(f, columns(auto))
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)

@@ -188,7 +188,7 @@ def render_report(rows: list[dict[str, str]], points: dict[str, float], checks: 
 def write_report(rows: list[dict[str, str]], out: Path, points: dict[str, float], confinement: str | None = None) -> Path:
     """Write ``out/report.html`` from the gradebook rows and ``out/feedback/*/results.json``; return its path."""
     folders = [out / "feedback" / safe_name(r.get("submission", "")) for r in rows]
-    page = render_report(rows, points, count_failed_checks(folders), confinement)
+    page = render_report(rows, points, count_failed_checks(folders, list(points)), confinement)
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from .questions import QUESTIONS
-
 # Scores are visible at once, so that students see their total before grades are published
 # (Gradescope hides the total while any scored test is hidden). What the hidden tests found is
 # in a zero-point entry per question, shown once grades are published.
@@ -25,10 +23,11 @@ def _scored(name: str, cases: list[dict], output: str) -> dict:
 
 def gradescope_results(cases: dict[str, list[dict]], points: dict[str, float], status: str,
                        problems: dict[str, str] | None = None) -> dict:
-    """Results in Gradescope's format: per question, public tests, hidden score, hidden details."""
+    """Results in Gradescope's format: per question (those of ``points``, in its order), public tests,
+    hidden score, hidden details."""
     problems = problems or {}
     tests = []
-    for q in QUESTIONS:
+    for q in points:
         qcases = cases.get(q)
         if not qcases:  # never graded: the whole question is lost, and the student is told why
             why = problems.get(q) or status
@@ -47,16 +46,17 @@ def gradescope_results(cases: dict[str, list[dict]], points: dict[str, float], s
     return {"score": score, "output": output, "visibility": VISIBLE, "stdout_visibility": "hidden", "tests": tests}
 
 
-def written_answers_entry(notebook: bytes, limit: int = 10_000) -> dict:
-    """A zero-point, visible entry showing the written answers as submitted (graded by hand from the PDF)."""
-    from .written.student import NO_ANSWER, WRITTEN, read_questions
+def written_answers_entry(notebook: bytes, written: list[str], limit: int = 10_000) -> dict:
+    """A zero-point, visible entry showing the answers to the ``written`` questions as submitted (graded by
+    hand from the PDF)."""
+    from .written.student import NO_ANSWER, read_questions
 
     try:
         questions = read_questions(json.loads(notebook))
     except Exception:  # whatever the notebook holds, the results must still be written
         questions = {}
     parts = []
-    for q in WRITTEN:
+    for q in written:
         text = questions[q].text if q in questions else ""
         text = text if len(text) <= limit else text[:limit] + "\n\n... (cut here; your PDF holds all of it)"
         parts.append(f"**{q}**\n\n{text.replace('<', '&lt;') if text.strip() else NO_ANSWER}")

@@ -9,24 +9,43 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..errors import UsageError
+from ..lists import fill
+from ..questions import Question, written_points
 from . import student
 
 STUDENT_MODULE = "vae_hw_written.py"
 TEMPLATE_NAME = "vae_hw-written-template.pdf"
+# The line of student.py the shipped copy gets the written questions on (the module does not import the toolkit).
+WRITTEN_LINE = re.compile(r"^WRITTEN: tuple\[str, \.\.\.\] = \(\)$", flags=re.M)
 
 
-def add_student_files(student_dir: Path, extra: Path) -> None:
-    """Put the PDF module, the pinned requirements and the README beside the student notebook."""
-    shutil.copy2(Path(student.__file__), student_dir / STUDENT_MODULE)
+def student_module(written: list[str]) -> str:
+    """The source of ``vae_hw_written.py``: ``student.py`` with the written questions, in page order, in it."""
+    source, n = WRITTEN_LINE.subn(f"WRITTEN: tuple[str, ...] = {tuple(written)!r}",
+                                  Path(student.__file__).read_text(encoding="utf-8"))
+    if n != 1:
+        raise UsageError(f"{student.__file__}: expected one line `WRITTEN: tuple[str, ...] = ()` to fill in")
+    return source
+
+
+def add_student_files(student_dir: Path, extra: Path, questions: list[Question]) -> None:
+    """Put the PDF module, the pinned requirements and the README (its lists filled in) beside the student
+    notebook."""
+    written = list(written_points(questions))
+    (student_dir / STUDENT_MODULE).write_text(student_module(written), encoding="utf-8")
     for path in sorted(extra.iterdir()):
-        if path.is_file():
+        if path.suffix == ".md":
+            (student_dir / path.name).write_text(fill(path.read_text(encoding="utf-8"), questions, keep_marks=False),
+                                                 encoding="utf-8")
+        elif path.is_file():
             shutil.copy2(path, student_dir / path.name)
 
 
-def write_template(student_notebook: Path, out: Path) -> list[int]:
+def write_template(student_notebook: Path, out: Path, written: list[str]) -> list[int]:
     """The Gradescope template: every page of the student's PDF, with the answers left blank."""
     nb = json.loads(student_notebook.read_text(encoding="utf-8"))
-    return student.written_pdf(nb, out, template=True)
+    return student.written_pdf(nb, out, template=True, written=written)
 
 
 def reference_notebook(autograder_notebook: Path) -> dict:
@@ -74,8 +93,9 @@ def render_solutions(autograder_notebook: Path, out_dir: Path) -> tuple[Path, Pa
     return html, pdf
 
 
-def build_written(staged: Path, *, assignment_dir: Path) -> None:
+def build_written(staged: Path, *, assignment_dir: Path, questions: list[Question]) -> None:
     """Add the written half to a staged ``dist/``: student files, template, solution handouts."""
-    add_student_files(staged / "student", assignment_dir / "student")
-    write_template(staged / "student" / "vae_hw.ipynb", staged / TEMPLATE_NAME)
+    add_student_files(staged / "student", assignment_dir / "student", questions)
+    write_template(staged / "student" / "vae_hw.ipynb", staged / TEMPLATE_NAME,
+                   list(written_points(questions)))
     render_solutions(staged / "autograder" / "vae_hw.ipynb", staged / "solutions")

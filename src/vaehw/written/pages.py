@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .rubric import Rubric
-from .student import NO_ANSWER, READER, WRITTEN, Question, checked_image, is_blank, pandoc_api, to_ast
+from .student import NO_ANSWER, READER, Question, checked_image, is_blank, pandoc_api, to_ast
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:78rem;padding:1rem 2rem;line-height:1.45}
 .row{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:2rem;align-items:start}
@@ -118,16 +118,19 @@ def _inline(markdown: str) -> str:
 
 
 def question_page(qid: str, rubric: Rubric, prompt: str, names: list[str], answers: list[Question | None],
-                  pdf_links: dict[str, str], cache: Path | None = None) -> str:
-    """One written question: the prompt, then every submission's answer beside the model answer and rubric."""
+                  pdf_links: dict[str, str], cache: Path | None = None, written: list[str] | None = None) -> str:
+    """One written question: the prompt, then every submission's answer beside the model answer and rubric.
+
+    ``written``: every written question, in order, for the links between the pages."""
     rendered = answers_html(answers, cache)
     items = []
     for name, fragment in zip(names, rendered):
         link = f' <a href="{html.escape(pdf_links[name])}">PDF</a>' if name in pdf_links else ""
         items.append(f'<div class="answer"><h3>{html.escape(name)}{link}</h3>\n{fragment}</div>')
-    nav = " · ".join(f'<a href="{q}.html">{q}</a>' if q != qid else f"<b>{q}</b>" for q in WRITTEN)
+    nav = " · ".join(f'<a href="{q}.html">{q}</a>' if q != qid else f"<b>{q}</b>" for q in written or [qid])
     body = (f'<p><a href="index.html">all questions</a> · {nav}</p>'
-            f"<h1>{html.escape(qid)} ({rubric.points:g} point{'s' if rubric.points != 1 else ''}): {_inline(rubric.title)}</h1>"
+            f"<h1>{html.escape(qid)} ({rubric.points:g} point{'s' if rubric.points != 1 else ''})"
+            f"{': ' + _inline(rubric.title) if rubric.title else ''}</h1>"
             f"{prompt}<div class=\"row\"><div>{''.join(items)}</div>"
             f'<aside class="key"><h2>Model answer and rubric</h2>{markdown_html(rubric.markdown)}</aside></div>')
     return _page(f"{qid}: written answers", body)

@@ -1,4 +1,8 @@
-"""The written questions' points, model answers and rubrics, read from the answer key (solutions/README.md)."""
+"""The written questions' model answers and rubrics, read from the answer key (solutions/README.md).
+
+Their ids and points are the master notebook's (``questions.json``); ``vaehw lists`` writes those points into
+the answer key's headings, so the two agree.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from .student import WRITTEN
 
 STEP = 0.25  # rubric points go in steps of 0.25
 HEADING = re.compile(r"^### (q\d+[a-z]) \(([0-9.]+) points?\)(.*)$", flags=re.M)
@@ -18,13 +21,16 @@ class Rubric:
     """One written question of the answer key."""
 
     qid: str
-    points: float
+    points: float  # the notebook's
     title: str
     markdown: str  # the model answer, the rubric and the common wrong answers
 
 
-def read_rubrics(answer_key: Path) -> dict[str, Rubric]:
-    """Every written question's section of the answer key, in question order."""
+def read_rubrics(answer_key: Path, written: dict[str, float]) -> dict[str, Rubric]:
+    """The section of the answer key of each ``written`` question (id: points), in the order of ``written``.
+
+    A question without a section gets a rubric that says so (the question is still listed and graded).
+    """
     try:
         text = answer_key.read_text(encoding="utf-8")
     except OSError as e:
@@ -36,7 +42,10 @@ def read_rubrics(answer_key: Path) -> dict[str, Rubric]:
         body = text[m.end():end]
         body = body[: m2.start()] if (m2 := re.search(r"^## ", body, flags=re.M)) else body
         found[m.group(1)] = Rubric(m.group(1), float(m.group(2)), m.group(3).lstrip(": ").strip(), body.strip())
-    missing = [q for q in WRITTEN if q not in found]
-    if missing:
-        raise UsageError(f"{answer_key}: no section for {', '.join(missing)} (expected '### q1a (1 point): ...')")
-    return {q: found[q] for q in WRITTEN}
+    rubrics = {}
+    for q, points in written.items():
+        if q in found:
+            rubrics[q] = Rubric(q, points, found[q].title, found[q].markdown)
+        else:
+            rubrics[q] = Rubric(q, points, "", f"_No section `### {q} (...): ...` in {answer_key.name} yet._")
+    return rubrics

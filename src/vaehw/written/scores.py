@@ -7,22 +7,20 @@ import math
 from pathlib import Path
 
 from ..errors import UsageError
-from ..questions import QUESTIONS
 from .rubric import STEP
-from .student import WRITTEN
 
 SCORES_NAME = "written_scores.csv"
 
 
-def write_blank_sheet(path: Path, names: list[str]) -> bool:
-    """Create the sheet (one row per submission, one empty column per written question) unless it exists."""
+def write_blank_sheet(path: Path, names: list[str], written: list[str]) -> bool:
+    """Create the sheet (one row per submission, one empty column per ``written`` question) unless it exists."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["submission", *WRITTEN])
-        writer.writerows([name, *[""] * len(WRITTEN)] for name in names)
+        writer.writerow(["submission", *written])
+        writer.writerows([name, *[""] * len(written)] for name in names)
     return True
 
 
@@ -42,7 +40,9 @@ def _points(cell: str, where: str, full: float) -> float | None:
 
 
 def read_sheet(path: Path, names: list[str], full: dict[str, float]) -> dict[str, dict[str, float | None]]:
-    """The points of each submission that has any; a one-line UsageError naming row and column otherwise."""
+    """The points of each submission that has any; a one-line UsageError naming row and column otherwise.
+
+    ``full``: the written questions' points (a column of any other name is an error)."""
     if not path.exists():
         return {}
     known, seen, scores = set(names), set(), {}
@@ -53,7 +53,7 @@ def read_sheet(path: Path, names: list[str], full: dict[str, float]) -> dict[str
             if not header or header[0] != "submission":
                 raise UsageError(f"{path}, row 1, column 1: the header must start with 'submission'")
             for col, name in enumerate(header[1:], start=2):
-                if name not in WRITTEN:
+                if name not in full:
                     raise UsageError(f"{path}, row 1, column {col}: unknown question {name!r}")
             for row_no, row in enumerate(reader, start=2):
                 if not any(c.strip() for c in row):
@@ -76,15 +76,16 @@ def read_sheet(path: Path, names: list[str], full: dict[str, float]) -> dict[str
 
 
 def add_to_rows(rows: list[dict[str, str]], scores: dict[str, dict[str, float | None]],
-                auto_possible: float, full: dict[str, float]) -> list[dict[str, str]]:
-    """Rows with a column per written question; total and possible recomputed over both parts."""
-    possible = auto_possible + sum(full.values())
+                auto: dict[str, float], full: dict[str, float]) -> list[dict[str, str]]:
+    """Rows with a column per written question (``full``); total and possible recomputed over both parts
+    (``auto``: the auto-graded questions' points)."""
+    possible = sum(auto.values()) + sum(full.values())
     merged = []
     for row in rows:
         mine = scores.get(row["submission"], {})
-        auto = sum(float(row.get(q) or 0) for q in QUESTIONS)
-        written = {q: "" if mine.get(q) is None else f"{mine[q]:g}" for q in WRITTEN}
-        total = auto + sum(v for v in mine.values() if v is not None)
+        graded = sum(float(row.get(q) or 0) for q in auto)
+        written = {q: "" if mine.get(q) is None else f"{mine[q]:g}" for q in full}
+        total = graded + sum(v for v in mine.values() if v is not None)
         merged.append({**{k: v for k, v in row.items() if k not in ("total", "possible", "status")}, **written,
                        "total": f"{total:g}", "possible": f"{possible:g}", "status": row.get("status", "")})
     return merged
@@ -102,24 +103,25 @@ def write_gradebook(path: Path, rows: list[dict[str, str]]) -> None:
     tmp.replace(path)
 
 
-def strip_written(path: Path, auto_possible: float) -> None:
-    """Put a gradebook with written columns back to the auto-graded columns only, so grading can resume."""
+def strip_written(path: Path, auto: dict[str, float], written: list[str]) -> None:
+    """Put a gradebook with ``written`` columns back to the ``auto`` (id: points) columns only, so grading
+    can resume."""
     if not path.exists():
         return
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        if not set(WRITTEN) & set(reader.fieldnames or []):
+        if not set(written) & set(reader.fieldnames or []):
             return
         rows = list(reader)
-    write_gradebook(path, auto_only(rows, auto_possible))
+    write_gradebook(path, auto_only(rows, auto))
 
 
-def auto_only(rows: list[dict[str, str]], auto_possible: float) -> list[dict[str, str]]:
-    """Gradebook rows with the auto-graded columns only, ``total`` and ``possible`` of that part."""
-    from ..gradebook import COLUMNS
+def auto_only(rows: list[dict[str, str]], auto: dict[str, float]) -> list[dict[str, str]]:
+    """Gradebook rows with the ``auto`` (id: points) columns only, ``total`` and ``possible`` of that part."""
+    from ..gradebook import columns
 
-    restored = [{c: r.get(c, "") for c in COLUMNS} for r in rows]
+    restored = [{c: r.get(c, "") for c in columns(list(auto))} for r in rows]
     for r in restored:
-        r["total"] = f"{sum(float(r.get(q) or 0) for q in QUESTIONS):g}"
-        r["possible"] = f"{auto_possible:g}"
+        r["total"] = f"{sum(float(r.get(q) or 0) for q in auto):g}"
+        r["possible"] = f"{sum(auto.values()):g}"
     return restored

@@ -17,8 +17,11 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
-WRITTEN = ("q1a", "q1b", "q2a", "q3a", "q4a", "q5a")
+# The written questions, in page order. The build writes them here, from the master notebook, in the copy it
+# ships (vae_hw_written.py); the toolkit's own copy leaves this empty and passes the list it grades with.
+WRITTEN: tuple[str, ...] = ()
 PLACEHOLDER = "_Type your answer here, replacing this text._"
 NO_ANSWER = "(no answer)"
 PDF_NAME = "vae_hw-written.pdf"
@@ -94,10 +97,18 @@ def _has_ellipsis(code: str) -> bool:
     return any(isinstance(n, ast.Constant) and n.value is Ellipsis for n in ast.walk(tree))
 
 
-def unanswered(nb: dict) -> list[str]:
+def written_ids(questions: dict[str, Question], written: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The written questions in page order: ``written`` if given, else ``WRITTEN``, else (no list at all)
+    the written prompts of the notebook, in its order."""
+    if written is not None:
+        return tuple(written)
+    return WRITTEN or tuple(q for q, question in questions.items() if question.kind == "written")
+
+
+def unanswered(nb: dict, written: Sequence[str] | None = None) -> list[str]:
     """Ids of written answers still empty or at the placeholder and of code answers still holding ``...``."""
     questions = read_questions(nb)
-    missing = [q for q in WRITTEN if q not in questions or is_blank(questions[q].text)]
+    missing = [q for q in written_ids(questions, written) if q not in questions or is_blank(questions[q].text)]
     missing += [q for q, question in questions.items()
                 if question.kind == "code" and any(_has_ellipsis(a) for a in question.answers)]
     return missing
@@ -289,25 +300,28 @@ def _render_question(q: Question | None, qid: str, workdir: Path, template: bool
                                     math=False), workdir)
 
 
-def written_pdf(nb: dict, out: Path, *, template: bool = False, folder: Path | None = None) -> list[int]:
+def written_pdf(nb: dict, out: Path, *, template: bool = False, folder: Path | None = None,
+                written: Sequence[str] | None = None) -> list[int]:
     """Write the PDF of the written answers to ``out``; return the number of pages of each question.
 
-    Pages 1..6 start q1a..q5a in order; extra pages of a long answer follow page 6, in question order.
+    Page k starts written question k (``written_ids``); extra pages of a long answer follow the last
+    question's first page, in question order.
     """
     from io import BytesIO
 
     from pypdf import PdfReader, PdfWriter
 
     questions = read_questions(nb)
+    order = written_ids(questions, written)
     with tempfile.TemporaryDirectory(prefix="vae_hw_written-") as tmp:
         def render(qid: str, cont: str) -> PdfReader:
             workdir = Path(tmp) / qid
             workdir.mkdir(exist_ok=True)
             return PdfReader(BytesIO(_render_question(questions.get(qid), qid, workdir, template, cont, folder)))
 
-        parts = {qid: render(qid, "") for qid in WRITTEN}
-        next_page = len(WRITTEN) + 1
-        for qid in WRITTEN:  # say where a long answer goes on; the page count does not change
+        parts = {qid: render(qid, "") for qid in order}
+        next_page = len(order) + 1
+        for qid in order:  # say where a long answer goes on; the page count does not change
             extra = len(parts[qid].pages) - 1
             if extra:
                 last = next_page + extra - 1
@@ -315,15 +329,15 @@ def written_pdf(nb: dict, out: Path, *, template: bool = False, folder: Path | N
                 parts[qid] = render(qid, f"continued on {pages}")
                 next_page = last + 1
         writer = PdfWriter()
-        for qid in WRITTEN:
+        for qid in order:
             writer.add_page(parts[qid].pages[0])
-        for qid in WRITTEN:
+        for qid in order:
             for page in parts[qid].pages[1:]:
                 writer.add_page(page)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "wb") as f:
             writer.write(f)
-    return [len(parts[qid].pages) for qid in WRITTEN]
+    return [len(parts[qid].pages) for qid in order]
 
 
 def export_written(notebook: str = "vae_hw.ipynb", out: str = PDF_NAME) -> list[str]:

@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..questions import question_points
+from ..questions import auto_points, load_questions, written_points
 from ..shards import Shard, select
 from ..submissions import Ungradable, find_submissions, notebook_bytes
 from . import scores as sheet
 from .pages import index_page, markdown_html, question_page
 from .rubric import Rubric, read_rubrics
-from .student import WRITTEN, Question, is_blank, read_questions, written_pdf
+from .student import Question, is_blank, read_questions, written_pdf
 
 
 @dataclass
@@ -29,10 +29,10 @@ class Written:
 
     out: Path
     submissions: list[tuple[str, Path]]
-    rubrics: dict[str, Rubric]
+    rubrics: dict[str, Rubric]  # one per written question of the autograder, in notebook order
     points: dict[str, dict[str, float | None]]
-    prompts: dict[str, str]  # from the student notebook as built, never from a submission
-    auto_possible: float
+    prompts: dict[str, str]  # from the master notebook (the autograder's questions.json), never from a submission
+    auto: dict[str, float]  # the auto-graded questions' points
     jobs: int
 
 
@@ -45,19 +45,19 @@ def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: P
     reports what is missing.
     """
     try:
-        auto_possible = sum(question_points(autograder_zip).values())
+        questions = load_questions(autograder_zip)
     except Exception:  # grade_submissions says what is wrong with the zip
         return None
     if not answer_key.is_file():
         return None
     submissions = select(find_submissions(paths), shard)
-    rubrics = read_rubrics(answer_key)
-    full = {q: r.points for q, r in rubrics.items()}
+    full = written_points(questions)
+    rubrics = read_rubrics(answer_key, full)
     points = sheet.read_sheet(out / sheet.SCORES_NAME, [n for n, _ in submissions], full)
-    sheet.strip_written(out / "gradebook.csv", auto_possible)
-    handout = autograder_zip.parent / "student" / "vae_hw.ipynb"
-    prompts = {q: a.prompt for q, a in _answers(handout).items()} if handout.is_file() else {}
-    return Written(out, submissions, rubrics, points, prompts, auto_possible, max(1, jobs))
+    auto = auto_points(questions)
+    sheet.strip_written(out / "gradebook.csv", auto, list(full))
+    prompts = {q.qid: q.prompt for q in questions}
+    return Written(out, submissions, rubrics, points, prompts, auto, max(1, jobs))
 
 
 def _answers(path: Path) -> dict[str, Question]:
@@ -84,15 +84,15 @@ def own_pdf(path: Path) -> bool:
     return any(p.suffix.lower() == ".pdf" and p.name.startswith(path.stem) for p in path.parent.iterdir())
 
 
-def _pdf(nb_path: Path, target: Path) -> None:
-    if target.exists() and target.stat().st_mtime >= nb_path.stat().st_mtime:
-        return  # made from this very file on an earlier run
+def _pdf(nb_path: Path, target: Path, written: list[str], again: bool) -> None:
+    if not again and target.exists() and target.stat().st_mtime >= nb_path.stat().st_mtime:
+        return  # made from this very file, with these questions, on an earlier run
     try:
         nb = json.loads(notebook_bytes(nb_path))
     except (Ungradable, ValueError):
         nb = {"cells": []}
     try:
-        written_pdf(nb, target)
+        written_pdf(nb, target, written=written)
     except Exception as e:  # one notebook's PDF must not stop the others, nor the pages
         print(f"vaehw: no PDF for {nb_path}: {type(e).__name__}: {e}", file=sys.stderr)
 
@@ -110,20 +110,24 @@ def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[di
     answers = {n: _answers(p) for n, p in written.submissions}
     needs_pdf = [(n, p) for n, p in written.submissions if not own_pdf(p)]
     links = {n: f"pdf/{file_name(n)}.pdf" for n, _ in needs_pdf}
+    order = list(written.rubrics)
+    stamp = folder / "pdf" / ".questions"  # the written questions the PDFs there have pages for
+    again = not stamp.is_file() or stamp.read_text(encoding="utf-8").split() != order
     with ThreadPoolExecutor(max_workers=written.jobs) as pool:
-        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]]), needs_pdf))
+        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]], order, again), needs_pdf))
+    stamp.write_text(" ".join(order) + "\n", encoding="utf-8")
     for q, rubric in written.rubrics.items():
         prompt = markdown_html(written.prompts.get(q, ""))
         page = question_page(q, rubric, prompt, names, [answers[n].get(q) for n in names], links,
-                             cache=folder / ".cache")
+                             cache=folder / ".cache", written=order)
         (folder / f"{q}.html").write_text(page, encoding="utf-8")
-    answered = {q: {n for n in names if q in answers[n] and not is_blank(answers[n][q].text)} for q in WRITTEN}
+    answered = {q: {n for n in names if q in answers[n] and not is_blank(answers[n][q].text)} for q in written.rubrics}
     (folder / "index.html").write_text(
         index_page(written.rubrics, names, answered, links, str(written.out / sheet.SCORES_NAME)), encoding="utf-8")
-    sheet.write_blank_sheet(written.out / sheet.SCORES_NAME, names)
+    sheet.write_blank_sheet(written.out / sheet.SCORES_NAME, names, order)
     if not written.points:
         return rows, {}
     full = {q: r.points for q, r in written.rubrics.items()}
-    merged = sheet.add_to_rows(rows, written.points, written.auto_possible, full)
+    merged = sheet.add_to_rows(rows, written.points, written.auto, full)
     sheet.write_gradebook(written.out / "gradebook.csv", merged)
     return merged, full
