@@ -29,8 +29,8 @@ from . import cleanup, confine
 from .build import SECRET
 from .errors import UsageError
 from .questions import auto_points, load_questions, written_points
-from .results import gradescope_results, messages_from_cases, written_answers_entry
-from .runner import RunResult
+from .results import gradescope_results, written_answers_entry
+from .runner import CaseResult, RunResult
 from .text import one_line
 
 MAX_RESTARTS = 3
@@ -204,8 +204,9 @@ class Executor:
         status = "ok" if not problems else one_line("; ".join(dict.fromkeys(problems)), 500)
         results = gradescope_results(cases, self.points, status, per_question)
         results["tests"].append(written_answers_entry(notebook, self.written))
-        return RunResult(status, scores, results, time.monotonic() - start,
-                         messages=messages_from_cases(cases))
+        records = [CaseResult(q, str(c["name"]), float(c["points"]), bool(c["hidden"]), bool(c["passed"]),
+                              "" if c["passed"] else c["message"]) for q in self.points for c in cases.get(q, [])]
+        return RunResult(status, scores, results, time.monotonic() - start, cases=records)
 
     def _start(self, process) -> None:
         """Start a process from the server; if the server died meanwhile, start a new server once."""

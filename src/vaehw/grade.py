@@ -8,6 +8,7 @@ import sys
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,7 @@ from .submissions import Ungradable, find_submissions, notebook_bytes
 from .text import display_name, one_line, short_hash
 
 ENGINES = ("fork", "otter")
+CASES = "cases.json"  # in each feedback folder: every graded case, as runner.CaseResult records
 
 
 def safe_name(name: str) -> str:
@@ -69,11 +71,13 @@ def _grade_one(path: Path, grade: Callable[[bytes], RunResult]) -> RunResult:
 
 
 def _write_feedback(folder: Path, name: str, result: RunResult, points: dict[str, float]) -> None:
-    """feedback.txt and results.json; a failure to write them is added to the status, never raised."""
+    """feedback.txt, results.json and cases.json (the typed case records the report counts); a failure to write them is added to the status, never raised."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if result.results is not None:
             (folder / "results.json").write_text(json.dumps(result.results, indent=2, ensure_ascii=True), encoding="utf-8")
+        (folder / CASES).write_text(json.dumps([asdict(c) for c in result.cases], indent=1, ensure_ascii=True),
+                                    encoding="utf-8")
         (folder / "feedback.txt").write_text(feedback_text(name, result, points), encoding="utf-8", errors="replace")
     except BaseException as e:  # noqa: BLE001
         result.status = one_line(f"{result.status}; feedback not written: {type(e).__name__}: {e}", 500)

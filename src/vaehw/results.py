@@ -85,9 +85,3 @@ def question_scores(results: dict) -> dict[str, float]:
             q = t["name"].split()[0]
             totals[q] = totals.get(q, 0.0) + t["score"]
     return totals
-
-
-def messages_from_cases(cases: dict[str, list[dict]]) -> dict[str, list[str]]:
-    """Per question, one line per failed test case: its name and its message."""
-    return {q: [f"{c['name']} ({'hidden' if c['hidden'] else 'public'}): {c['message']}" for c in cs if not c["passed"]]
-            for q, cs in cases.items()}

@@ -16,6 +16,18 @@ from pathlib import Path
 import psutil
 
 
+@dataclass(frozen=True)
+class CaseResult:
+    """One test case of one submission, as the grader decided it."""
+
+    question: str  # "q3b"
+    name: str  # "test_q3b_values" (our engine) or "q3b - 2" (otter run names its cases so)
+    points: float  # what the case is worth
+    hidden: bool
+    passed: bool
+    message: str  # one line: what the student reads when it failed ("" when it passed)
+
+
 @dataclass
 class RunResult:
     status: str  # "ok", "timeout after N s", "kernel died", ...
@@ -23,7 +35,16 @@ class RunResult:
     results: dict | None = None  # Gradescope results.json
     seconds: float = 0.0
     log: str = ""
-    messages: dict[str, list[str]] = field(default_factory=dict)  # question -> failed-test messages
+    cases: list[CaseResult] = field(default_factory=list)  # every graded test case, in grading order
+
+    @property
+    def messages(self) -> dict[str, list[str]]:
+        """Per question, one line per failed case: its name, public or hidden, and its message."""
+        found: dict[str, list[str]] = {}
+        for c in self.cases:
+            if not c.passed:
+                found.setdefault(c.question, []).append(f"{c.name} ({'hidden' if c.hidden else 'public'}): {c.message}")
+        return found
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -49,14 +70,31 @@ def scores_from_results(results: dict) -> dict[str, float]:
     return {t["name"]: float(t["score"]) for t in results.get("tests", []) if "score" in t}
 
 
-def messages_from_otter(results: dict) -> dict[str, list[str]]:
-    """Failed-test messages from otter's per-question output, without the quoted test source line."""
-    messages = {}
+_OTTER_BLOCK = re.compile(r"^[ \t]*(\S.*?) result:[ \t]*$", re.M)
+_OTTER_ERROR = re.compile(r"Error at line \d+ in test [^\n]*:\n[^\n]*\n[ \t]*([^\n]+)")
+
+
+def cases_from_otter(results: dict) -> list[CaseResult]:
+    """The failed cases in otter's results.json (otter's own text, read once, where it is made).
+
+    otter writes one entry per question (``"q3b"``) whose ``output`` has a block per case
+    (``"q3b - 2 result:"``), a failed one with ``"Error at line N in test q3b:"``, the failing line of the
+    test and the exception. Its ``"Public Tests"`` entry repeats cases and is skipped.
+    """
+    found = []
     for t in results.get("tests", []):
-        if "score" in t and t["score"] < t.get("max_score", 0):
-            found = re.findall(r"in test (\S+):\n[^\n]*\n(\w+(?:Error|Exception)?: [^\n]*)", t.get("output", ""))
-            messages[t["name"]] = [f"{name}: {message}" for name, message in found]
-    return messages
+        if "score" not in t or t.get("name") == "Public Tests":
+            continue
+        output = str(t.get("output", ""))
+        heads = list(_OTTER_BLOCK.finditer(output))
+        for head, nxt in zip(heads, heads[1:] + [None]):
+            block = output[head.end(): nxt.start() if nxt else len(output)]
+            if "Test case failed" not in block and "Error at line" not in block:
+                continue
+            error = _OTTER_ERROR.search(block)
+            found.append(CaseResult(str(t["name"]), head.group(1).strip(), 0.0, False, False,
+                                    error.group(1).strip() if error else "failed"))
+    return found
 
 
 def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunResult:
@@ -91,4 +129,4 @@ def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunRe
             return RunResult("kernel died" if "Kernel died" in text or "DeadKernel" in text else "grading failed",
                              seconds=seconds, log=text)
         results = json.loads(results_path.read_text())
-        return RunResult("ok", scores_from_results(results), results, seconds, text, messages_from_otter(results))
+        return RunResult("ok", scores_from_results(results), results, seconds, text, cases_from_otter(results))
