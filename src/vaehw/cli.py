@@ -33,11 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=float, default=180.0, help="seconds per submission (default: 180)")
     g.add_argument("--force", action="store_true", help="re-grade submissions already in the gradebook")
     g.add_argument("--memory-mb", type=int, default=2048, help="address-space cap per submission above the pre-imported libraries (default: 2048)")
-    g.add_argument("--engine", choices=["fork", "otter"], default="fork",
-                   help="fork: pre-imported worker forked per submission (default); otter: one `otter run` per submission")
+    g.add_argument("--engine", choices=["fork", "otter", "docker"], default="fork",
+                   help="fork: pre-imported worker forked per submission (default); otter: one `otter run` per "
+                        "submission; docker: otter's `otter grade`, one container per submission (needs a Docker engine)")
     g.add_argument("--insecure", action="store_true",
                    help="grade even where submissions cannot be confined (no namespaces, no Landlock): they run with your rights")
-    g.add_argument("--docker", action="store_true", help="delegate to otter's `otter grade` (needs a running Docker engine)")
+    g.add_argument("--docker", action="store_true", help="the same as --engine docker")
     g.add_argument("--shard", metavar="K/N", help="grade only shard K of N (1 <= K <= N), chosen by a hash of each "
                                                   "submission's name; `vaehw merge` joins the N output folders")
     m = sub.add_parser("merge", help="join the output folders of `grade --shard K/N` (every K) into one")
@@ -64,18 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--runs", type=int, default=20)
     c.add_argument("--dist", type=Path, default=Path("dist"))
     return p
-
-
-def _print_outcome(rows: list[dict[str, str]], points: dict[str, float], auto: list[str], confinement: str | None, out: Path,
-                   report: Path) -> None:
-    """The gradebook table, the summary and where everything is (grade and merge)."""
-    from .gradebook import format_table
-    from .report import summary_text
-
-    print(format_table(rows, auto))
-    print(f"\n{summary_text(rows, points, confinement)}")
-    print(f"\ngradebook: {out / 'gradebook.csv'}   feedback: {out / 'feedback'}/   report: {report}")
-    print(f"written answers: {out / 'written' / 'index.html'}   scores: {out / 'written_scores.csv'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,45 +96,16 @@ def main(argv: list[str] | None = None) -> int:
                 for k in materialise_known(spec=args.tamper, dist=args.dist, points=points, baselines=args.spec, folder="tamper"):
                     print(k.path)
         elif args.command == "grade":
-            from . import shards
-            from .grade import grade_submissions
-            from .questions import question_points
-            from .report import write_report
-            from .written import ta as written_ta
+            from .grade import main as grade
 
-            info: dict = {}
-            shard = shards.parse_shard(args.shard) if args.shard is not None else None
-            if shard and args.docker:
-                raise UsageError("--shard does not work with --docker")
-            shards.check_out(args.out, shard, force=args.force)
-            written = written_ta.prepare(args.paths, args.out, answer_key=args.autograder.parent / "solutions" / "README.md",
-                                         autograder_zip=args.autograder, jobs=args.jobs, shard=shard)
-            if args.docker:
-                from .docker import grade_with_docker
-
-                info["confinement"] = "docker"
-                otter_zip = args.autograder.parent / "autograder" / "otter-autograder.zip"
-                rows = grade_with_docker(args.paths, out=args.out, otter_zip=otter_zip, jobs=args.jobs, timeout=args.timeout)
-                shards.mark(args.out, None, args.paths, None)  # a whole class's folder now
-            else:
-                rows = grade_submissions(args.paths, out=args.out, autograder_zip=args.autograder, jobs=args.jobs,
-                                         timeout=args.timeout, force=args.force,
-                                         engine=args.engine, memory_mb=args.memory_mb, insecure=args.insecure,
-                                         info=info, shard=shard)
-            rows, written_points = written_ta.finish(written, rows)
-            points = {**question_points(args.autograder), **written_points}
-            report = write_report(rows, args.out, points, info.get("confinement"))
-            _print_outcome(rows, points, list(question_points(args.autograder)), info.get("confinement"), args.out, report)
-            if shard:
-                print(f"shard {shard}: join the {shard.count} shards' folders with `python -m vaehw merge -o OUT FOLDER...`")
+            grade(paths=args.paths, out=args.out, autograder=args.autograder, jobs=args.jobs, timeout=args.timeout,
+                  force=args.force, memory_mb=args.memory_mb, engine="docker" if args.docker else args.engine,
+                  insecure=args.insecure, shard=args.shard)
         elif args.command == "merge":
-            from .merge import merge_outputs
-            from .questions import question_points
+            from .merge import main as merge
 
-            merged = merge_outputs(args.shards, out=args.out, submissions=args.submissions,
-                                   autograder_zip=args.autograder, jobs=args.jobs, force=args.force)
-            _print_outcome(merged.rows, merged.points, list(question_points(args.autograder)), merged.confinement,
-                           args.out, merged.report)
+            merge(shards=args.shards, out=args.out, submissions=args.submissions, autograder=args.autograder,
+                  jobs=args.jobs, force=args.force)
         elif args.command == "bench":
             from .bench import main as bench
 

@@ -10,17 +10,16 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from .errors import UsageError
 from .gradebook import Gradebook
 from .questions import question_points
-from .runner import RunResult, run_otter
+from .grading import ENGINES, Budgets, assignment_name, grade_one, open_engine
+from .runner import RunResult
 from .shards import Shard, check_out, mark, select
-from .submissions import Ungradable, find_submissions, notebook_bytes
+from .submissions import find_submissions
 from .text import display_name, one_line, short_hash
 
-ENGINES = ("fork", "otter")
 CASES = "cases.json"  # in each feedback folder: every graded case, as runner.CaseResult records
 
 
@@ -42,32 +41,6 @@ def feedback_text(name: str, result: RunResult, points: dict[str, float]) -> str
     total = sum(result.scores.get(q, 0.0) for q in points)
     lines += ["", f"Total: {total:g} / {sum(points.values()):g}"]
     return "\n".join(lines) + "\n"
-
-
-def _grader(engine: str, autograder_zip: Path, timeout: float, memory_mb: int, insecure: bool, info: dict):
-    """A function grading notebook bytes, and a function to call when done; ``info["confinement"]`` is set."""
-    if engine == "otter":
-        info["confinement"] = "none (otter run)"
-        return (lambda nb: run_otter(nb, autograder_zip=autograder_zip, timeout=timeout)), (lambda: None)
-    from .executor import Executor
-
-    executor = Executor(autograder_zip, timeout=timeout, memory_mb=memory_mb, insecure=insecure)
-    info["confinement"] = executor.mode
-    return executor.grade, executor.close
-
-
-def _grade_one(path: Path, grade: Callable[[bytes], RunResult]) -> RunResult:
-    """Grade one file; whatever goes wrong, from reading it to cleaning up after it, becomes its status."""
-    try:
-        notebook = notebook_bytes(path)
-    except Ungradable as e:
-        return RunResult(str(e))
-    except BaseException as e:  # noqa: BLE001 - one submission must never end the batch
-        return RunResult(one_line(f"grader error while reading: {type(e).__name__}: {e}", 300))
-    try:
-        return grade(notebook)
-    except BaseException as e:  # noqa: BLE001
-        return RunResult(one_line(f"grader error: {type(e).__name__}: {e}", 300))
 
 
 def _write_feedback(folder: Path, name: str, result: RunResult, points: dict[str, float]) -> None:
@@ -95,18 +68,31 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
         raise UsageError(f"autograder zip not found: {autograder_zip} (run `make assign` first)")
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    if timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {timeout:g}")
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {timeout:g}")
+    budgets = Budgets(submission=timeout, memory_mb=memory_mb)
+    if engine == "docker":  # otter grade takes the whole batch, one container per submission
+        from .docker import grade_with_docker
+
+        if shard:
+            raise UsageError("--shard and the docker engine do not go together: otter grade takes the whole folder")
+        info["confinement"] = "docker"
+        otter_zip = autograder_zip.parent / "autograder" / "otter-autograder.zip"
+        rows = grade_with_docker(paths, out=out, otter_zip=otter_zip, jobs=jobs, timeout=timeout)
+        mark(out, None, paths, None)  # a whole class's folder now
+        return rows
     submissions = select(find_submissions(paths), shard)
     check_out(out, shard, force=force)
     try:
         points = question_points(autograder_zip)
     except (zipfile.BadZipFile, KeyError, AttributeError, OSError, ValueError, TypeError):
         raise UsageError(f"not a readable autograder zip: {autograder_zip}") from None
+    assignment = assignment_name(autograder_zip)
     possible = sum(points.values())
-    grade, close = _grader(engine, autograder_zip, timeout, memory_mb, insecure, info)  # may refuse: before any output
+    engine_ = open_engine(engine, autograder_zip, budgets, insecure=insecure)  # may refuse: before any output
+    info["confinement"] = engine_.confinement
     start, done = time.monotonic(), 0
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -114,17 +100,17 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
         book = Gradebook(out / "gradebook.csv", list(points), force=force)
         todo = [(n, p) for n, p in submissions if n not in book.rows]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_grade_one, p, grade): n for n, p in todo}
+            futures = {pool.submit(grade_one, p, engine_, assignment): n for n, p in todo}
             for future in as_completed(futures):
                 name = futures[future]
-                result = future.result()  # never raises: _grade_one turns every failure into a status
+                result = future.result()  # never raises: grade_one turns every failure into a status
                 _write_feedback(out / "feedback" / safe_name(name), name, result, points)
                 row = book.add(name, result.scores, possible, one_line(result.status, 500))
                 done += 1
                 if progress:
                     _progress(progress, done, len(todo), time.monotonic() - start, name, row)
     finally:
-        close()
+        engine_.close()
     return [book.rows[n] for n, _ in submissions]
 
 
@@ -135,3 +121,29 @@ def _progress(stream, done: int, total: int, elapsed: float, name: str, row: dic
     stream.write(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  ETA {eta:4.0f} s  "
                  f"{display_name(name)}: {row['total']}/{row['possible']} {one_line(row['status'], 200)}\n")
     stream.flush()
+
+
+def main(*, paths: list[Path], out: Path, autograder: Path, jobs: int, timeout: float, force: bool, memory_mb: int,
+         engine: str, insecure: bool, shard: str | None) -> None:
+    """`vaehw grade`: the written answers' score sheet checked first, then the gradebook, feedback, the TA's pages
+    of written answers and the report, and what was written where, printed."""
+    from .report import print_outcome, write_report
+    from .shards import parse_shard
+    from .written import ta as written_ta
+
+    cut = parse_shard(shard) if shard is not None else None
+    if cut and engine == "docker":
+        raise UsageError("--shard does not work with the docker engine: otter grade takes the whole folder")
+    check_out(out, cut, force=force)
+    written = written_ta.prepare(paths, out, answer_key=autograder.parent / "solutions" / "README.md",
+                                 autograder_zip=autograder, jobs=jobs, shard=cut)
+    info: dict = {}
+    rows = grade_submissions(paths, out=out, autograder_zip=autograder, jobs=jobs, timeout=timeout, force=force,
+                             engine=engine, memory_mb=memory_mb, insecure=insecure, info=info, shard=cut)
+    rows, written_points = written_ta.finish(written, rows)
+    auto = question_points(autograder)
+    points = {**auto, **written_points}
+    report = write_report(rows, out, points, info.get("confinement"))
+    print_outcome(rows, points, list(auto), info.get("confinement"), out, report)
+    if cut:
+        print(f"shard {cut}: join the {cut.count} shards' folders with `python -m vaehw merge -o OUT FOLDER...`")

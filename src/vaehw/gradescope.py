@@ -1,9 +1,10 @@
 """`vaehw gradescope`: what the autograder zip runs on Gradescope, and its local simulation.
 
-On Gradescope, ``run_autograder`` calls ``run(root=/autograder)``: it finds the notebook in
-``submission/``, grades it with the same executor as ``make grade`` against the hidden tests in
-``source/``, and always writes a ``results/results.json`` that validates against Gradescope's
-published format, with a message for the student when something went wrong.
+On Gradescope, ``run_autograder`` calls ``run(root=/autograder)``: it grades ``submission/`` through
+``grading.grade_one``, as ``make grade`` grades each file, against the hidden tests in ``source/``
+(with Gradescope's budgets, see ``grading.Budgets``), and always writes a ``results/results.json``
+that validates against Gradescope's published format, with a message for the student when
+something went wrong.
 ``check`` lays out a temporary root the same way and runs the zip's own ``run_autograder``.
 """
 
@@ -19,50 +20,23 @@ import time
 import zipfile
 from pathlib import Path
 
-import nbformat
-
 from .errors import UsageError
+from .grading import Budgets, assignment_name, grade_one, open_engine
 from .results import failure_results, validate_results
-from .submissions import Ungradable, notebook_bytes
-
-ASSIGNMENT = "vae_hw"
 
 
-def find_notebook(submission: Path) -> bytes:
-    """The submitted notebook: the only .ipynb (or the one named vae_hw.ipynb), or one inside a zip."""
-    candidates = [p for p in submission.rglob("*") if p.is_file() and p.suffix.lower() in (".ipynb", ".zip")
-                  and ".ipynb_checkpoints" not in p.parts and "__MACOSX" not in p.parts]
-    notebooks = [p for p in candidates if p.suffix.lower() == ".ipynb"] or candidates
-    if not notebooks:
-        raise Ungradable("no notebook was found in your submission: upload vae_hw.ipynb or the zip made by the last cell")
-    preferred = [p for p in notebooks if p.name == f"{ASSIGNMENT}.ipynb"]
-    if len(notebooks) > 1 and len(preferred) != 1:
-        raise Ungradable("your submission holds several notebooks: upload only vae_hw.ipynb")
-    raw = notebook_bytes((preferred or notebooks)[0])
-    name = nbformat.reads(raw.decode("utf-8"), as_version=4).metadata.get("otter", {}).get("assignment_name")
-    if name not in (None, ASSIGNMENT):
-        raise Ungradable(f"this notebook belongs to another assignment ({name!r}), not {ASSIGNMENT}")
-    return raw
-
-
-def grade(root: Path, *, timeout: float = 420.0) -> dict:
+def grade(root: Path) -> dict:
     """Grade ``root/submission`` against ``root/source``; return results that always validate."""
     start = time.monotonic()
     source = root / "source"
     os.chmod(source, 0o700)  # hidden tests: readable by the grader only, never by the student's process
     confinement = "not run"
     try:
-        notebook = find_notebook(root / "submission")
-        from .executor import Executor
-
-        budgets = {"question_timeout": float(os.environ.get("VAEHW_QUESTION_TIMEOUT", 60)),
-                   "cell_timeout": float(os.environ.get("VAEHW_CELL_TIMEOUT", 60))}
-        with Executor(source, timeout=timeout, insecure=os.environ.get("VAEHW_INSECURE") == "1", **budgets) as executor:
-            confinement = executor.mode
-            result = executor.grade(notebook)
-        results = result.results
-    except Ungradable as e:
-        results = failure_results(f"Your submission could not be graded: {e}.")
+        budgets = Budgets.for_gradescope(os.environ)
+        with open_engine("fork", source, budgets, insecure=os.environ.get("VAEHW_INSECURE") == "1") as engine:
+            confinement = engine.confinement
+            result = grade_one(root / "submission", engine, assignment_name(source))
+        results = result.results or failure_results(f"Your submission could not be graded: {result.status}.")
     except UsageError as e:  # no way to confine the notebook here: refuse, and tell the instructor why
         confinement = "none (refused)"
         results = failure_results("The autograder cannot run submissions safely on this machine; "

@@ -232,3 +232,13 @@ def _write_gradebook(path: Path, rows: list[dict[str, str]], auto: list[str]) ->
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
+
+
+def main(*, shards: list[Path], out: Path, submissions: list[Path] | None, autograder: Path, jobs: int,
+         force: bool) -> None:
+    """`vaehw merge`: join the shards' folders into ``out``, then print what was written where."""
+    from .report import print_outcome
+
+    merged = merge_outputs(shards, out=out, submissions=submissions, autograder_zip=autograder, jobs=jobs, force=force)
+    print_outcome(merged.rows, merged.points, list(auto_points_of(load_questions(autograder))), merged.confinement, out,
+                  merged.report)

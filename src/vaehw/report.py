@@ -186,9 +186,20 @@ def render_report(rows: list[dict[str, str]], points: dict[str, float], checks: 
 
 
 def write_report(rows: list[dict[str, str]], out: Path, points: dict[str, float], confinement: str | None = None) -> Path:
-    """Write ``out/report.html`` from the gradebook rows and ``out/feedback/*/results.json``; return its path."""
+    """Write ``out/report.html`` from the gradebook rows and the case records in ``out/feedback/*/``; return its path."""
     folders = [out / "feedback" / safe_name(r.get("submission", "")) for r in rows]
     page = render_report(rows, points, count_failed_checks(folders, list(points)), confinement)
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def print_outcome(rows: list[dict[str, str]], points: dict[str, float], auto: list[str], confinement: str | None,
+                  out: Path, report: Path) -> None:
+    """The gradebook table, the summary and where everything is (grade and merge)."""
+    from .gradebook import format_table
+
+    print(format_table(rows, auto))
+    print(f"\n{summary_text(rows, points, confinement)}")
+    print(f"\ngradebook: {out / 'gradebook.csv'}   feedback: {out / 'feedback'}/   report: {report}")
+    print(f"written answers: {out / 'written' / 'index.html'}   scores: {out / 'written_scores.csv'}")

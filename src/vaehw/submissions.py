@@ -104,8 +104,9 @@ def _check_notebook(raw: bytes) -> bytes:
     return raw
 
 
-def notebook_bytes(path: Path) -> bytes:
-    """The submission's notebook as bytes; only the ``.ipynb`` is ever taken out of a zip."""
+def notebook_bytes(path: Path, assignment: str) -> bytes:
+    """The submission's notebook as bytes; only the ``.ipynb`` is ever taken out of a zip (the one named
+    for the ``assignment`` where it holds several)."""
     cap = MAX_NOTEBOOK_MB * 2**20
     try:
         size = path.stat().st_size
@@ -119,7 +120,7 @@ def notebook_bytes(path: Path) -> bytes:
             infos = [i for i in zf.infolist() if i.filename.endswith(".ipynb") and "/." not in "/" + i.filename]
             if not infos:
                 raise Ungradable("no notebook in zip")
-            preferred = [i for i in infos if Path(i.filename).name == "vae_hw.ipynb"]
+            preferred = [i for i in infos if Path(i.filename).name == f"{assignment}.ipynb"]
             if len(preferred) != 1 and len(infos) != 1:
                 raise Ungradable("several notebooks in zip")
             return _check_notebook(_read_member(zf, (preferred or infos)[0], cap))

@@ -34,6 +34,7 @@ class Written:
     prompts: dict[str, str]  # from the master notebook (the autograder's questions.json), never from a submission
     auto: dict[str, float]  # the auto-graded questions' points
     jobs: int
+    assignment: str  # its name: a zip holding several notebooks is read for <assignment>.ipynb
 
 
 def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: Path, jobs: int = 1,
@@ -44,8 +45,11 @@ def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: P
     None when there is no build to work from (no answer key or no readable autograder zip): grading then
     reports what is missing.
     """
+    from ..grading import assignment_name
+
     try:
         questions = load_questions(autograder_zip)
+        assignment = assignment_name(autograder_zip)
     except Exception:  # grade_submissions says what is wrong with the zip
         return None
     if not answer_key.is_file():
@@ -57,12 +61,12 @@ def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: P
     auto = auto_points(questions)
     sheet.strip_written(out / "gradebook.csv", auto, list(full))
     prompts = {q.qid: q.prompt for q in questions}
-    return Written(out, submissions, rubrics, points, prompts, auto, max(1, jobs))
+    return Written(out, submissions, rubrics, points, prompts, auto, max(1, jobs), assignment)
 
 
-def _answers(path: Path) -> dict[str, Question]:
+def _answers(path: Path, assignment: str) -> dict[str, Question]:
     try:
-        return read_questions(json.loads(notebook_bytes(path)))
+        return read_questions(json.loads(notebook_bytes(path, assignment)))
     except (Ungradable, ValueError):
         return {}
 
@@ -84,11 +88,11 @@ def own_pdf(path: Path) -> bool:
     return any(p.suffix.lower() == ".pdf" and p.name.startswith(path.stem) for p in path.parent.iterdir())
 
 
-def _pdf(nb_path: Path, target: Path, written: list[str], again: bool) -> None:
+def _pdf(nb_path: Path, target: Path, written: list[str], again: bool, assignment: str) -> None:
     if not again and target.exists() and target.stat().st_mtime >= nb_path.stat().st_mtime:
         return  # made from this very file, with these questions, on an earlier run
     try:
-        nb = json.loads(notebook_bytes(nb_path))
+        nb = json.loads(notebook_bytes(nb_path, assignment))
     except (Ungradable, ValueError):
         nb = {"cells": []}
     try:
@@ -107,14 +111,14 @@ def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[di
     folder = written.out / "written"
     (folder / "pdf").mkdir(parents=True, exist_ok=True)
     names = [n for n, _ in written.submissions]
-    answers = {n: _answers(p) for n, p in written.submissions}
+    answers = {n: _answers(p, written.assignment) for n, p in written.submissions}
     needs_pdf = [(n, p) for n, p in written.submissions if not own_pdf(p)]
     links = {n: f"pdf/{file_name(n)}.pdf" for n, _ in needs_pdf}
     order = list(written.rubrics)
     stamp = folder / "pdf" / ".questions"  # the written questions the PDFs there have pages for
     again = not stamp.is_file() or stamp.read_text(encoding="utf-8").split() != order
     with ThreadPoolExecutor(max_workers=written.jobs) as pool:
-        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]], order, again), needs_pdf))
+        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]], order, again, written.assignment), needs_pdf))
     stamp.write_text(" ".join(order) + "\n", encoding="utf-8")
     for q, rubric in written.rubrics.items():
         prompt = markdown_html(written.prompts.get(q, ""))
