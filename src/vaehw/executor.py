@@ -48,6 +48,9 @@ def _context():
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the server: one thread per submission
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     ctx = multiprocessing.get_context("forkserver")
+    # multiprocessing has no public way to ask which modules a running forkserver preloaded, or to stop
+    # it: _forkserver_pid, _preload_modules and _stop() are private (tests/test_private_apis.py fails
+    # if they change).
     server = multiprocessing.forkserver._forkserver
     if server._forkserver_pid is not None and "vaehw.preload" not in (server._preload_modules or []):
         server._stop()  # a server someone else started has neither our preloads nor our environment

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import hmac
+import inspect
 import json
 import os
 from contextlib import contextmanager
@@ -117,7 +118,7 @@ class QuestionTests:
         self.question = question
         tree, self.probes = split_probes(source)
         self._answers: dict[str, dict] = {}  # a probe called again with the same arguments is answered once
-        self.file = ExceptionTestFile._from_compiled_code(compile(tree, f"{question}.py", "exec"), path=f"{question}.py")
+        self.file = ExceptionTestFile.from_string(ast.unparse(tree), path=f"{question}.py")
 
     def run(self, call, *, hidden: bool) -> list[dict]:
         """Run the public (or hidden) cases; ``call(question, name, source, args)`` runs one probe remotely."""
@@ -127,7 +128,7 @@ class QuestionTests:
                 continue
             func = tc.body.test_func
             func.__globals__[PROBE_HOOK] = lambda name: self._stub(call, name)
-            params = tc.body._get_func_params()
+            params = inspect.signature(func).parameters
             try:
                 func(**{p: Student(p) for p in params})
                 passed, message = True, ""
