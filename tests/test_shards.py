@@ -4,7 +4,6 @@ three shards merged against one run over the whole folder."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil

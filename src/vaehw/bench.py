@@ -20,8 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
+from .cleanup import ONE_THREAD, kill_tree
 from .errors import UsageError
 from .grade import grade_submissions
 from .questions import question_points
@@ -31,7 +30,7 @@ from .treesampler import TreeSampler, TreeUsage
 # One BLAS/OpenMP thread, as the grader runs every submission: with torch's default (a thread per
 # core) a run slows down badly whenever another process is busy, and the baseline would measure
 # the machine's load rather than otter run.
-OTTER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+OTTER_ENV = {**ONE_THREAD, "MPLBACKEND": "Agg"}
 OTTER_TIMEOUT = 900.0  # seconds per `otter run`: only so that a broken build cannot hang the bench
 FORK_TIMEOUT = 180.0  # the grader's default budget per submission
 
@@ -69,16 +68,6 @@ def _warm_up() -> None:
     subprocess.run([sys.executable, "-c", "import torch, otter, nbconvert, ipykernel"], check=True)
 
 
-def _kill_tree(pid: int) -> None:
-    """Kill a process and its descendants (a Jupyter kernel runs in a session of its own)."""
-    root = psutil.Process(pid)
-    for proc in [*root.children(recursive=True), root]:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-
-
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -108,7 +97,7 @@ def run_otter_loop(submissions: list[Path], autograder_zip: Path, out: Path) -> 
                     proc.wait(OTTER_TIMEOUT)
                     statuses[nb.name] = "ok"
                 except subprocess.TimeoutExpired:
-                    _kill_tree(proc.pid)
+                    kill_tree(proc.pid)
                     proc.wait()
                     statuses[nb.name] = f"timeout after {OTTER_TIMEOUT:g} s"
             results = folder / "results.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import time
 from pathlib import Path
@@ -10,6 +11,26 @@ from pathlib import Path
 import psutil
 
 SHARED_FOLDERS = ("/dev/shm", "/tmp", "/var/tmp")  # where a run with a user id of its own could leave files
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one BLAS/OpenMP thread in every grading process
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process we started in a session of its own (``otter run``), its group and every descendant
+    (a Jupyter kernel starts a session of its own too)."""
+    try:
+        family = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for proc in [*family, psutil.Process(pid) if psutil.pid_exists(pid) else None]:
+        try:
+            if proc is not None:
+                proc.kill()
+        except psutil.Error:
+            pass
 
 
 def remove_tree(root: str | Path, max_entries: int = 2_000_000) -> None:

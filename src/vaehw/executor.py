@@ -45,8 +45,8 @@ UID_LOCKS = Path("/run/vaehw-uids")  # root-only: which ids running graders hold
 
 
 def _context():
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the server: one thread per submission
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    for name, value in cleanup.ONE_THREAD.items():  # inherited by the server: one thread per submission
+        os.environ.setdefault(name, value)
     ctx = multiprocessing.get_context("forkserver")
     # multiprocessing has no public way to ask which modules a running forkserver preloaded, or to stop
     # it: _forkserver_pid, _preload_modules and _stop() are private (tests/test_private_apis.py fails
@@ -68,7 +68,7 @@ def _context():
     return ctx
 
 
-SERVER_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+SERVER_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", *cleanup.ONE_THREAD)
 
 
 class Executor:
@@ -316,14 +316,14 @@ def _entry(**kwargs) -> None:
     # One OpenMP thread, set before torch is first imported here (if the server did not preload it):
     # a question is graded in a process forked from this one, and a fork taken while an OpenMP
     # worker thread exists can leave the forked process waiting on that thread forever.
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ.update(cleanup.ONE_THREAD)
     from .sandbox import run_submission
 
     run_submission(**kwargs)
 
 
 def _verdict_entry(*, memory_mb: int, **kwargs) -> None:
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ.update(cleanup.ONE_THREAD)
     import psutil
 
     from .lockdown import set_rlimits

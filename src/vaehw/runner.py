@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
+from .cleanup import ONE_THREAD, kill_tree
 
 
 @dataclass(frozen=True)
@@ -45,24 +44,6 @@ class RunResult:
             if not c.passed:
                 found.setdefault(c.question, []).append(f"{c.name} ({'hidden' if c.hidden else 'public'}): {c.message}")
         return found
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """Kill the process group and every descendant (kernels start their own session)."""
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for child in family:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait()
 
 
 def scores_from_results(results: dict) -> dict[str, float]:
@@ -110,7 +91,7 @@ def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunRe
         cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(work / "out"), str(nb_path)]
         # One thread per submission: parallel submissions already fill the cores, and OpenMP
         # threads competing for them make each run several times slower.
-        env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1", **ONE_THREAD)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=env)
@@ -119,7 +100,8 @@ def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunRe
                 timed_out = False
             except subprocess.TimeoutExpired:
                 timed_out = True
-            _kill_tree(proc)
+            kill_tree(proc.pid)
+            proc.wait()
         seconds = time.monotonic() - start
         text = log_path.read_text(errors="replace")
         results_path = work / "out" / "results.json"
