@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import resource
+import json
 import subprocess
 import sys
 
 from vaehw.bench import Run, format_runs, make_submissions, score_differences
-from vaehw.treesampler import TreeSampler, TreeUsage
+from vaehw.treesampler import TreeUsage
 
 # Holds `mb` MB and burns `cpu` CPU-seconds, then ends.
 BURN = ("import time\nbuf = bytearray({mb} * 2**20)\nfor i in range(0, len(buf), 4096): buf[i] = 1\n"
@@ -19,41 +17,62 @@ PARENT = ("import subprocess, sys\nchild = subprocess.Popen([sys.executable, '-c
           + BURN.format(mb=80, cpu=0.3) + "child.wait()\n").format(child=BURN.format(mb=40, cpu=0.3))
 
 
-def _children_cpu() -> float:
+# Each measurement runs in a fresh interpreter whose only children are the ones it starts: the test process
+# may already hold children of earlier tests (a forkserver, a resource tracker), which would be units too.
+MEASURE_CHILDREN = """
+import json, os, resource, subprocess, sys
+from vaehw.treesampler import TreeSampler
+def reaped():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-def test_sampler_counts_cpu_of_grandchildren_and_memory_per_unit():
-    """Does the sampler see the CPU of a child and grandchild (as getrusage does) and each unit's peak PSS?"""
-    before = _children_cpu()
-    with TreeSampler(os.getpid(), units="children", include_root=False, interval=0.02) as sampler:
-        for _ in range(2):
-            subprocess.run([sys.executable, "-c", PARENT], check=True)
-    reaped = _children_cpu() - before
-    usage = sampler.usage()
-    assert reaped > 1.1  # 2 units x (0.3 + 0.3) CPU-s, plus interpreter start-up
-    assert abs(usage.cpu_seconds - reaped) < 0.15 * reaped
-    assert len(usage.unit_peaks_mb) == 2
-    assert all(110 < peak < 200 for peak in usage.unit_peaks_mb), usage.unit_peaks_mb
-    assert 110 < usage.peak_total_mb < 200  # one unit at a time; the test process itself is left out
-
-
-def test_sampler_finds_forkserver_children_as_units():
-    """With units="forkserver", is each process forked by the forkserver one unit, with its own peak?"""
+before = reaped()
+with TreeSampler(os.getpid(), units="children", include_root=False, interval=0.02) as sampler:
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", sys.argv[1]], check=True)
+usage = sampler.usage()
+print(json.dumps([reaped() - before, usage.cpu_seconds, usage.unit_peaks_mb, usage.peak_total_mb]))
+"""
+MEASURE_FORKSERVER = """
+import json, multiprocessing, os, sys
+from vaehw.treesampler import TreeSampler
+if __name__ == "__main__":
     ctx = multiprocessing.get_context("forkserver")
     with TreeSampler(os.getpid(), units="forkserver", include_root=True, interval=0.02) as sampler:
-        procs = [ctx.Process(target=exec, args=(BURN.format(mb=mb, cpu=0.3),)) for mb in (60, 120)]
+        procs = [ctx.Process(target=exec, args=(sys.argv[1].format(mb=mb, cpu=0.3),)) for mb in (60, 120)]
         for p in procs:
             p.start()
         for p in procs:
             p.join()
     usage = sampler.usage()
-    assert [p.exitcode for p in procs] == [0, 0]
-    assert len(usage.unit_peaks_mb) == 2
-    small, large = sorted(usage.unit_peaks_mb)  # libraries preloaded in the forkserver add the same to both
-    assert small > 55 and 50 < large - small < 75, usage.unit_peaks_mb
-    assert usage.cpu_seconds > 0.5  # both burns, seen although the forkserver never reaps them for us
+    print(json.dumps([[p.exitcode for p in procs], usage.cpu_seconds, usage.unit_peaks_mb]))
+"""
+
+
+def _measure(script: str, arg: str, tmp_path) -> list:
+    path = tmp_path / "measure.py"
+    path.write_text(script)
+    done = subprocess.run([sys.executable, str(path), arg], capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(done.stdout)
+
+
+def test_sampler_counts_cpu_of_grandchildren_and_memory_per_unit(tmp_path):
+    """Does the sampler see the CPU of a child and grandchild (as getrusage does) and each unit's peak PSS?"""
+    reaped, cpu, peaks, total = _measure(MEASURE_CHILDREN, PARENT, tmp_path)
+    assert reaped > 1.1  # 2 units x (0.3 + 0.3) CPU-s, plus interpreter start-up
+    assert abs(cpu - reaped) < 0.15 * reaped
+    assert len(peaks) == 2
+    assert all(110 < peak < 200 for peak in peaks), peaks
+    assert 110 < total < 200  # one unit at a time; the measuring process itself is left out
+
+
+def test_sampler_finds_forkserver_children_as_units(tmp_path):
+    """With units="forkserver", is each process forked by the forkserver one unit, with its own peak?"""
+    exitcodes, cpu, peaks = _measure(MEASURE_FORKSERVER, BURN, tmp_path)
+    assert exitcodes == [0, 0]
+    assert len(peaks) == 2
+    small, large = sorted(peaks)  # libraries preloaded in the forkserver add the same to both
+    assert small > 55 and 50 < large - small < 75, peaks
+    assert cpu > 0.5  # both burns, seen although the forkserver never reaps them for us
 
 
 def test_submissions_cycle_through_the_corpus_with_distinct_names(tmp_path):
