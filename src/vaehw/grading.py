@@ -7,8 +7,8 @@
   folder (Gradescope's upload), read with the caps of ``submissions``, checked to be of the assignment.
 - ``open_engine``: ``fork`` (our runner) or ``otter`` (one ``otter run`` per notebook), both turning
   notebook bytes into a ``RunResult``. (``docker`` hands a whole batch to ``otter grade``: see ``grade``.)
-- ``grade_one``: read, grade, check ``results.json`` against Gradescope's schema; any failure, from
-  reading to checking, becomes the result's status.
+- ``grade_one``: read, grade, check the ``results.json`` we write against Gradescope's schema; any
+  failure, from reading to checking, becomes the result's status.
 """
 
 from __future__ import annotations
@@ -95,12 +95,15 @@ def read_notebook(path: Path, assignment: str) -> bytes:
 
 
 class Engine:
-    """Grades notebook bytes into a RunResult; ``confinement`` says how submissions ran."""
+    """Grades notebook bytes into a RunResult; ``confinement`` says how submissions ran; ``ours``: the results
+    are the ones we write, held to Gradescope's schema (otter's own results.json is taken as otter writes it:
+    its "Public Tests" entry has no score, which the schema does not allow but Gradescope accepts)."""
 
     confinement: str
 
-    def __init__(self, grade: Callable[[bytes], RunResult], close: Callable[[], None], confinement: str):
-        self.grade, self.close, self.confinement = grade, close, confinement
+    def __init__(self, grade: Callable[[bytes], RunResult], close: Callable[[], None], confinement: str,
+                 ours: bool = True):
+        self.grade, self.close, self.confinement, self.ours = grade, close, confinement, ours
 
     def __enter__(self) -> "Engine":
         return self
@@ -113,7 +116,7 @@ def open_engine(engine: str, autograder: Path, budgets: Budgets, *, insecure: bo
     """The engine ``engine`` over ``autograder``; a UsageError where it cannot run (no confinement, say)."""
     if engine == "otter":
         return Engine(lambda nb: run_otter(nb, autograder_zip=autograder, timeout=budgets.submission),
-                      lambda: None, "none (otter run)")
+                      lambda: None, "none (otter run)", ours=False)
     if engine != "fork":
         raise UsageError(f"unknown engine {engine!r} for one submission: choose fork or otter")
     from .executor import Executor
@@ -136,7 +139,7 @@ def grade_one(path: Path, engine: Engine, assignment: str) -> RunResult:
         return RunResult(one_line(f"grader error while reading: {type(e).__name__}: {e}", 300))
     try:
         result = engine.grade(notebook)
-        if result.results is not None:
+        if result.results is not None and engine.ours:
             validate_results(result.results)
         return result
     except BaseException as e:  # noqa: BLE001
