@@ -11,7 +11,7 @@ SHARD ?=
 SHARDS ?=
 JOBS ?=
 N ?= 40
-SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/heldout.npz $(wildcard assignment/student/*) $(wildcard autograder/*) $(wildcard src/vaehw/*.py src/vaehw/*.json src/vaehw/written/*.py) $(wildcard solutions/*)
+SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/heldout.npz $(wildcard assignment/student/*) $(wildcard autograder/*) $(wildcard src/hwkit/*.py src/hwkit/*/*.py src/hwkit/*/*.json) $(wildcard solutions/*)
 
 .DEFAULT_GOAL := help
 .PHONY: help install assign grade merge gradescope-check test check bench calibrate pictures clean
@@ -27,23 +27,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-assign: $(BUILT) ## build dist/: student notebook, autograder zip, solutions (otter assign runs every test); first `vaehw lists`
+assign: $(BUILT) ## build dist/: student notebook, autograder zip, solutions (otter assign runs every test); first `hwkit lists`
 $(BUILT): $(STAMP) $(SOURCES)
-	$(BIN)/python -m vaehw lists
-	$(BIN)/python -m vaehw assign
-	$(BIN)/python -m vaehw known > /dev/null
+	$(BIN)/python -m hwkit lists
+	$(BIN)/python -m hwkit assign
+	$(BIN)/python -m hwkit known > /dev/null
 	@touch $@
 
 grade: $(BUILT) ## grade SUBMISSIONS=<dir> into OUT=<dir> (default: the known submissions in solutions/); SHARD=k/n: only shard k of n
-	$(BIN)/python -m vaehw grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)",dist/known) -o "$(OUT)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SUBMISSIONS),,--force) $(if $(SHARD),--shard "$(SHARD)")
+	$(BIN)/python -m hwkit grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)",dist/known) -o "$(OUT)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SUBMISSIONS),,--force) $(if $(SHARD),--shard "$(SHARD)")
 
 merge: $(BUILT) ## join the folders of every `make grade SHARD=k/n` (SHARDS="<dir> ...") into OUT=<dir>
 	@test -n "$(SHARDS)" || { echo 'usage: make merge SHARDS="<shard folder> ..." OUT=<dir> [SUBMISSIONS=<dir>]' >&2; exit 2; }
-	$(BIN)/python -m vaehw merge -o "$(OUT)" $(SHARDS) $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)")
+	$(BIN)/python -m hwkit merge -o "$(OUT)" $(SHARDS) $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)")
 
 gradescope-check: $(BUILT) ## run the autograder zip on SUBMISSION=<file> as Gradescope would, into OUT=<dir>
 	@test -n "$(SUBMISSION)" || { echo "usage: make gradescope-check SUBMISSION=<notebook or zip> OUT=<dir>" >&2; exit 2; }
-	$(BIN)/python -m vaehw gradescope-check "$(SUBMISSION)" -o "$(if $(filter dist/grades,$(OUT)),dist/gradescope-check,$(OUT))"
+	$(BIN)/python -m hwkit gradescope-check "$(SUBMISSION)" -o "$(if $(filter dist/grades,$(OUT)),dist/gradescope-check,$(OUT))"
 
 test: $(BUILT) ## run the test suite (builds first)
 	$(BIN)/python -m pytest
@@ -52,10 +52,10 @@ check: $(BUILT) ## the fast loop (builds first): unit tests, the test contract a
 	$(BIN)/python -m pytest -q -m "not slow and not image"
 
 bench: $(BUILT) ## grade N (default 40) generated submissions with a serial `otter run` loop and with the grader; compare
-	$(BIN)/python -m vaehw bench --n $(N) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m hwkit bench --n $(N) $(if $(JOBS),--jobs $(JOBS))
 
 calibrate: $(BUILT) ## held-out reconstruction error of the reference in the hidden training test over 20 seeds
-	$(BIN)/python -m vaehw calibrate --runs 20
+	$(BIN)/python -m hwkit calibrate --runs 20
 
 pictures: ## redraw docs/ from make grade's output (needs pdftoppm and chromium)
 	test -f "$(OUT)/written/q3a.html" || $(MAKE) grade

@@ -16,10 +16,10 @@ fi
 apt-get install -y --no-install-recommends python3.11 python3.11-venv
 rm -rf /var/lib/apt/lists/*
 
-python3.11 -m venv /opt/vaehw
+python3.11 -m venv /opt/hwkit
 extra=()
 [ -n "$TORCH_INDEX" ] && extra=(--extra-index-url "$TORCH_INDEX")
-/opt/vaehw/bin/pip install --no-cache-dir --disable-pip-version-check "${extra[@]}" -r "$SOURCE/requirements.txt"
-chmod -R a+rX /opt/vaehw
+/opt/hwkit/bin/pip install --no-cache-dir --disable-pip-version-check "${extra[@]}" -r "$SOURCE/requirements.txt"
+chmod -R a+rX /opt/hwkit
 # Fail the build, not the first submission, if anything is missing.
-PYTHONPATH="$SOURCE" /opt/vaehw/bin/python -c "import torch, otter, IPython, jsonschema, vaehw.sandbox; assert not torch.cuda.is_available() or True; print('torch', torch.__version__)"
+PYTHONPATH="$SOURCE" /opt/hwkit/bin/python -c "import torch, otter, IPython, jsonschema, hwkit.sandbox.run; assert not torch.cuda.is_available() or True; print('torch', torch.__version__)"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.grade import grade_submissions
-from vaehw.known import materialise_known
-from vaehw.questions import Question, auto_points, load_questions, written_points
+from hwkit.grade.batch import grade_submissions
+from hwkit.author.known import materialise_known
+from hwkit.author.questions import Question, auto_points, load_questions, written_points
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"

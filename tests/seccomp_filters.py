@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 
-from vaehw import lockdown
+from hwkit.sandbox import lockdown
 
 # Installs the filter, then runs argv[1:] under it: python -c DENY_UNSHARE_EXEC LANDLOCK program args...
-DENY_UNSHARE_EXEC = ("import os, sys; from vaehw import lockdown; from seccomp_filters import deny_unshare_program; "
+DENY_UNSHARE_EXEC = ("import os, sys; from hwkit.sandbox import lockdown; from seccomp_filters import deny_unshare_program; "
                      "lockdown.deny_syscalls(deny_unshare_program(sys.argv[1] == 'True')); os.execv(sys.argv[2], sys.argv[2:])")
 
 

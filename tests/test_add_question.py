@@ -2,7 +2,7 @@
 
 A copy of the master notebook gets two questions after q1c: q1d, auto-graded (a tiny function with one public
 and one hidden test), and q1e, written. The copy is built with ``build_assignment`` into a temporary dist and
-two submissions (the reference, and the reference with a wrong q1d) are graded with ``vaehw grade``, then
+two submissions (the reference, and the reference with a wrong q1d) are graded with ``hwkit grade``, then
 again with the TA's points for q1e. Nothing in src/, solutions/ or the READMEs is edited for it.
 """
 
@@ -21,14 +21,14 @@ import nbformat
 import pytest
 from pypdf import PdfReader
 
-from vaehw.build import ZIP_NAME, build_assignment
-from vaehw.cli import main as vaehw
-from vaehw.grade import safe_name
-from vaehw.gradebook import Gradebook
-from vaehw.known import replace_definition
-from vaehw.lists import update
-from vaehw.questions import load_questions, read_master
-from vaehw.written.student import written_pdf
+from hwkit.author.build import ZIP_NAME, build_assignment
+from hwkit.cli import main as hwkit
+from hwkit.grade.batch import safe_name
+from hwkit.report.gradebook import Gradebook
+from hwkit.author.known import replace_definition
+from hwkit.author.lists import update
+from hwkit.author.questions import load_questions, read_master
+from hwkit.written.student import written_pdf
 
 pytestmark = pytest.mark.slow  # one build and two gradings of whole notebooks (about a minute on 2 cores)
 
@@ -123,7 +123,7 @@ def added(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def graded(added, tmp_path_factory):
-    """The reference and a wrong q1d graded with `vaehw grade` into a folder an earlier grading (before q1d and q1e)
+    """The reference and a wrong q1d graded with `hwkit grade` into a folder an earlier grading (before q1d and q1e)
     left a row and a PDF in; then graded again with the TA's points for q1e."""
     repo, dist, _ = added
     subs = tmp_path_factory.mktemp("added-subs")
@@ -140,12 +140,12 @@ def graded(added, tmp_path_factory):
                 written=[q for q in WRITTEN if q != "q1e"])
     (out / "written" / "pdf" / ".questions").write_text(" ".join(q for q in WRITTEN if q != "q1e"), encoding="utf-8")
     args = ["grade", str(subs), "-o", str(out), "--autograder", str(dist / ZIP_NAME), "--jobs", "2"]
-    assert vaehw(args) == 0
+    assert hwkit(args) == 0
     first = _gradebook(out), (out / "written_scores.csv").read_text(encoding="utf-8")
     with open(out / "written_scores.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["submission", *WRITTEN], ["full.ipynb", "1", "1", "1", "1", "2", "1", "1"],
                                  ["wrong-q1d.ipynb", "", "", "0.5", "", "", "", ""]])
-    assert vaehw(args) == 0
+    assert hwkit(args) == 0
     return out, first
 
 

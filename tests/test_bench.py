@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from vaehw.bench import Run, format_runs, make_submissions, score_differences
-from vaehw.treesampler import TreeUsage
+from hwkit.bench.compare import Run, format_runs, make_submissions, score_differences
+from hwkit.bench.treesampler import TreeUsage
 
 # Holds `mb` MB and burns `cpu` CPU-seconds, then ends.
 BURN = ("import time\nbuf = bytearray({mb} * 2**20)\nfor i in range(0, len(buf), 4096): buf[i] = 1\n"
@@ -21,7 +21,7 @@ PARENT = ("import subprocess, sys\nchild = subprocess.Popen([sys.executable, '-c
 # may already hold children of earlier tests (a forkserver, a resource tracker), which would be units too.
 MEASURE_CHILDREN = """
 import json, os, resource, subprocess, sys
-from vaehw.treesampler import TreeSampler
+from hwkit.bench.treesampler import TreeSampler
 def reaped():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -34,7 +34,7 @@ print(json.dumps([reaped() - before, usage.cpu_seconds, usage.unit_peaks_mb, usa
 """
 MEASURE_FORKSERVER = """
 import json, multiprocessing, os, sys
-from vaehw.treesampler import TreeSampler
+from hwkit.bench.treesampler import TreeSampler
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("forkserver")
     with TreeSampler(os.getpid(), units="forkserver", include_root=True, interval=0.02) as sampler:

@@ -135,7 +135,7 @@ def test_held_out_data_and_secret_ship_only_in_the_autograder(dist, autograder_z
 
 def test_each_build_draws_a_new_secret_and_each_notebook_its_own_inputs(tmp_path):
     """Do two notebooks get different seed shifts, the same notebook the same one, and another build's key another?"""
-    from vaehw.verdict import submission_seed
+    from hwkit.grade.verdict import submission_seed
 
     a, b = b'{"cells": []}', b'{"cells": [1]}'
     assert submission_seed(b"k" * 32, a) == submission_seed(b"k" * 32, a)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.grade import safe_name
+from hwkit.grade.batch import safe_name
 
 
-def vaehw(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vaehw", *args], capture_output=True, text=True, cwd=cwd)
+def hwkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwkit", *args], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.mark.parametrize("make_input, message", [
@@ -25,7 +25,7 @@ def vaehw(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def test_bad_paths_get_one_line_and_exit_2(tmp_path, autograder_zip, make_input, message):
     """Does a missing path, an empty folder or a non-notebook file get one error line and exit code 2?"""
     target = make_input(tmp_path)
-    proc = vaehw("grade", str(target), "-o", str(tmp_path / "out"), "--autograder", str(autograder_zip))
+    proc = hwkit("grade", str(target), "-o", str(tmp_path / "out"), "--autograder", str(autograder_zip))
     assert proc.returncode == 2
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -34,12 +34,12 @@ def test_bad_paths_get_one_line_and_exit_2(tmp_path, autograder_zip, make_input,
 def test_invalid_jobs_and_missing_zip_exit_2(tmp_path, autograder_zip):
     """Do an invalid --jobs and a missing autograder zip get one error line and exit code 2?"""
     (tmp_path / "a.ipynb").write_text("{}")
-    proc = vaehw("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--jobs", "0", "--autograder", str(autograder_zip))
+    proc = hwkit("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--jobs", "0", "--autograder", str(autograder_zip))
     assert proc.returncode == 2 and "--jobs" in proc.stderr and "Traceback" not in proc.stderr
-    proc = vaehw("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--autograder", str(tmp_path / "nope.zip"))
+    proc = hwkit("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--autograder", str(tmp_path / "nope.zip"))
     assert proc.returncode == 2 and "autograder zip not found" in proc.stderr
     (tmp_path / "broken-autograder.zip").write_bytes(b"PK\x03\x04 truncated")
-    proc = vaehw("grade", str(tmp_path / "a.ipynb"), "-o", str(tmp_path / "out"), "--autograder", str(tmp_path / "broken-autograder.zip"))
+    proc = hwkit("grade", str(tmp_path / "a.ipynb"), "-o", str(tmp_path / "out"), "--autograder", str(tmp_path / "broken-autograder.zip"))
     assert proc.returncode == 2 and "not a readable autograder zip" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -55,7 +55,7 @@ def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip, points):
     with zipfile.ZipFile(subs / "no-notebook.zip", "w") as zf:
         zf.writestr("answers.txt", "42")
     (subs / "defines nothing.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
-    proc = vaehw("grade", str(subs), "-o", str(tmp_path / "out"), "--autograder", str(autograder_zip))
+    proc = hwkit("grade", str(subs), "-o", str(tmp_path / "out"), "--autograder", str(autograder_zip))
     assert proc.returncode == 0, proc.stderr
     with open(tmp_path / "out" / "gradebook.csv", newline="") as f:
         rows = {r["submission"]: r for r in csv.DictReader(f)}
@@ -74,16 +74,16 @@ def test_bad_files_in_a_folder_each_get_a_row(tmp_path, autograder_zip, points):
 
 def test_help_lists_commands():
     """Does --help describe the commands without doing any work?"""
-    proc = vaehw("--help")
+    proc = hwkit("--help")
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("assign", "known", "grade"))
 
 
 def test_docker_without_an_engine_is_one_line_and_exit_2(tmp_path, autograder_zip):
     """Does --docker on a machine with no Docker engine say so in one line, with exit code 2?"""
-    from vaehw.docker import docker_available
+    from hwkit.platforms.docker import docker_available
 
     if docker_available():
         pytest.skip("a Docker engine answers here")
     (tmp_path / "a.ipynb").write_text("{}")
-    proc = vaehw("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--docker", "--autograder", str(autograder_zip))
+    proc = hwkit("grade", str(tmp_path), "-o", str(tmp_path / "out"), "--docker", "--autograder", str(autograder_zip))
     assert proc.returncode == 2 and "Docker engine" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

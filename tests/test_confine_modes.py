@@ -27,7 +27,7 @@ try:
     broken.append("tcp")
 except OSError:
     pass
-for path in glob.glob("/tmp/vaehw-gs-*/source/tests/*.py") + glob.glob("/proc/*/cwd/source/tests/q1c.py"):
+for path in glob.glob("/tmp/hwkit-gs-*/source/tests/*.py") + glob.glob("/proc/*/cwd/source/tests/q1c.py"):
     try:
         open(path).read(1)
         broken.append(path)
@@ -39,15 +39,15 @@ if broken:
 
 
 def run_without_unshare(args: list[str], landlock: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m vaehw ARGS`` under the filter of ``seccomp_filters`` (installed before exec)."""
+    """Run ``python -m hwkit ARGS`` under the filter of ``seccomp_filters`` (installed before exec)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")]))
-    return subprocess.run([sys.executable, "-c", DENY_UNSHARE_EXEC, str(landlock), sys.executable, "-m", "vaehw", *args],
+    return subprocess.run([sys.executable, "-c", DENY_UNSHARE_EXEC, str(landlock), sys.executable, "-m", "hwkit", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_unshare_denied_is_really_denied():
     """Does the filter make unshare fail with EPERM (so the next test tests the fallback)?"""
-    code = ("import ctypes, os; from vaehw import lockdown; from seccomp_filters import deny_unshare_program; "
+    code = ("import ctypes, os; from hwkit.sandbox import lockdown; from seccomp_filters import deny_unshare_program; "
             "lockdown.deny_syscalls(deny_unshare_program()); libc = ctypes.CDLL(None, use_errno=True); "
             "print(libc.unshare(0x40000000), ctypes.get_errno())")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")]))
@@ -75,7 +75,7 @@ def test_gradescope_without_namespaces_confines_by_landlock(dist, tmp_path):
 @pytest.mark.slow
 def test_gradescope_with_namespaces_says_so(dist, tmp_path):
     """Where the machine allows namespaces, does results.json name that mode?"""
-    proc = subprocess.run([sys.executable, "-m", "vaehw", "gradescope-check", str(dist / "known" / "full-credit.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "hwkit", "gradescope-check", str(dist / "known" / "full-credit.ipynb"),
                            "-o", str(tmp_path / "gs"), "--autograder", str(dist / "vae_hw-autograder.zip")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -92,7 +92,7 @@ def test_no_confinement_at_all_refuses_without_insecure(dist, tmp_path):
     refused = run_without_unshare(args, landlock=False)
     assert refused.returncode == 2
     line = refused.stderr.strip().splitlines()[-1]
-    assert line.startswith("vaehw: error: cannot confine submissions here") and "--insecure" in line
+    assert line.startswith("hwkit: error: cannot confine submissions here") and "--insecure" in line
     assert "hidden tests" in line and "network" in line
     assert not (tmp_path / "out" / "gradebook.csv").exists()
     graded = run_without_unshare([*args, "--insecure"], landlock=False)

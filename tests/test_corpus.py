@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vaehw.grade import safe_name
-from vaehw.known import top_level_nodes
+from hwkit.grade.batch import safe_name
+from hwkit.author.known import top_level_nodes
 
 BASES = ("full-credit", "blank")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from vaehw.gradebook import Gradebook, columns, format_table
+from hwkit.report.gradebook import Gradebook, columns, format_table
 
 QUESTIONS = ["q1c", "q2b", "q2c", "q2d", "q3b", "q4b", "q5b", "q6a", "q6b"]
 

@@ -9,9 +9,9 @@ import jsonschema
 import nbformat
 import pytest
 
-from vaehw.gradescope import check
-from vaehw.known import replace_definition
-from vaehw.results import question_scores, validate_results
+from hwkit.platforms.gradescope import check
+from hwkit.author.known import replace_definition
+from hwkit.grade.results import question_scores, validate_results
 
 
 
@@ -64,7 +64,7 @@ def test_ungradable_submissions_get_a_clear_message(dist, autograder_zip, tmp_pa
 @pytest.mark.slow
 def test_a_hanging_and_a_crashing_question_are_named(dist, autograder_zip, points, tmp_path, monkeypatch):
     """Does a question that hangs (q5b) or kills its process (q6b) lose only its points, with a message saying so?"""
-    monkeypatch.setenv("VAEHW_QUESTION_TIMEOUT", "10")
+    monkeypatch.setenv("HWKIT_QUESTION_TIMEOUT", "10")
     nb = nbformat.read(dist / "known" / "full-credit.ipynb", as_version=4)
     replace_definition(nb, "reparameterize", "def reparameterize(mu, logvar):\n    while True:\n        pass\n")
     replace_definition(nb, "train_vae", "def train_vae(model, x_train, epochs=50, batch_size=64, lr=1e-3):\n"
@@ -101,7 +101,7 @@ def test_hidden_tests_are_unreadable_from_the_notebook(dist, autograder_zip, tmp
     # The answer is right only if some readable file holds hidden test source: q2b then scores.
     snoop = ("import os\nfound = []\n"
              "tops = [os.environ.get('AUTOGRADER_ROOT', '/autograder'), '/autograder', '/root']\n"
-             "tops += [os.path.join('..', d) for d in os.listdir('..') if d.startswith('vaehw-')]\n"
+             "tops += [os.path.join('..', d) for d in os.listdir('..') if d.startswith('hwkit-')]\n"
              "for top in tops:\n"
              "    for d, _, files in os.walk(top):\n"
              "        for f in files:\n"

@@ -6,20 +6,20 @@ import json
 
 import pytest
 
-from vaehw.errors import UsageError
-from vaehw.grading import Budgets, Engine, assignment_name, grade_one, read_notebook
-from vaehw.submissions import Ungradable
+from hwkit.errors import UsageError
+from hwkit.grade.grading import Budgets, Engine, assignment_name, grade_one, read_notebook
+from hwkit.grade.submissions import Ungradable
 
 
 def test_gradescope_budgets_come_from_one_place_and_the_environment():
     """Are Gradescope's budgets the defaults but the submission's, each overridden by its variable?"""
     assert Budgets.for_gradescope({}) == Budgets(submission=Budgets.GRADESCOPE_SUBMISSION)
-    assert Budgets.for_gradescope({"VAEHW_QUESTION_TIMEOUT": "10", "VAEHW_MEMORY_MB": "900"}) == \
+    assert Budgets.for_gradescope({"HWKIT_QUESTION_TIMEOUT": "10", "HWKIT_MEMORY_MB": "900"}) == \
         Budgets(submission=420.0, question=10.0, memory_mb=900)
 
 
 @pytest.mark.parametrize("make", [lambda: Budgets(submission=0), lambda: Budgets(cell=-1),
-                                  lambda: Budgets.for_gradescope({"VAEHW_CELL_TIMEOUT": "soon"})])
+                                  lambda: Budgets.for_gradescope({"HWKIT_CELL_TIMEOUT": "soon"})])
 def test_bad_budgets_get_one_line(make):
     with pytest.raises(UsageError) as e:
         make()
@@ -42,7 +42,7 @@ def test_another_assignments_notebook_is_refused_in_a_batch_too(tmp_path, dist):
 def test_a_failing_engine_or_invalid_results_become_a_status(tmp_path, dist):
     """Does anything going wrong in the engine, or results that do not follow Gradescope's format, become the
     submission's status instead of an exception?"""
-    from vaehw.runner import RunResult
+    from hwkit.grade.runner import RunResult
 
     path = dist / "known" / "blank.ipynb"
 

@@ -1,6 +1,6 @@
 """One bad submission never costs anyone else anything (tests/hostile/cases.yaml).
 
-Each batch grades some hostile files with three normal submissions through `python -m vaehw grade
+Each batch grades some hostile files with three normal submissions through `python -m hwkit grade
 --jobs 2` in a process of its own: every file must get exactly one row, the normal ones their usual
 scores, and nothing of any run may remain (processes, SysV IPC, /dev/shm entries, files in the shared
 folders, the grader's temporary folders); the grader's processes stay under 1 GB. Cases written with
@@ -67,7 +67,7 @@ class Listener:
         self.received = b""
         self.tcp = socket.create_server(("127.0.0.1", 0))
         self.unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.abstract = f"vaehw-hostile-{uuid.uuid4().hex[:8]}"
+        self.abstract = f"hwkit-hostile-{uuid.uuid4().hex[:8]}"
         self.unix.bind("\0" + self.abstract)
         self.unix.listen()
         for s in (self.tcp, self.unix):
@@ -133,7 +133,7 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     for d in (subs, out):
         d.mkdir(parents=True)
     # the grader's TMPDIR, private to this batch; under /tmp, as usual, so that a run's own user id can reach it
-    private_tmp = Path(tempfile.mkdtemp(prefix="vaehw-hostile-tmp-", dir="/tmp"))
+    private_tmp = Path(tempfile.mkdtemp(prefix="hwkit-hostile-tmp-", dir="/tmp"))
     os.chmod(private_tmp, 0o755)
     listener = Listener()
     fields = dict(port=listener.tcp.getsockname()[1], abstract=listener.abstract, out=str(out),
@@ -156,7 +156,7 @@ def run_batch(cases: list[dict], dist: Path, tmp: Path, *, user: str | None = No
     before = snapshot(marker)
     python = env_python or [sys.executable]
     cmd = [*python, "-c", PEAK_WRAPPER, *([*python, "-c", DENY_UNSHARE_EXEC, "True"] if deny_unshare else []),
-           *python, "-m", "vaehw", "grade", str(subs), "-o", str(out), "--jobs", "2",
+           *python, "-m", "hwkit", "grade", str(subs), "-o", str(out), "--jobs", "2",
            "--autograder", str(dist / "vae_hw-autograder.zip"), "--timeout", "240", "--memory-mb", "700"]
     env = dict(os.environ, TMPDIR=str(private_tmp),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")])))
@@ -232,7 +232,7 @@ def _check_batch(batch: dict, cases: list[dict], points: dict[str, float], mode:
 
 
 def grader_mode(dist: Path) -> str:
-    from vaehw.executor import Executor
+    from hwkit.grade.executor import Executor
 
     with Executor(dist / "vae_hw-autograder.zip") as ex:
         return ex.mode
@@ -267,7 +267,7 @@ def test_every_measured_attack_is_in_the_corpus():
             "inherited-descriptors", "grader-environment"} <= names
 
 
-USER = "vaehw-hostile-ta"
+USER = "hwkit-hostile-ta"
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +290,7 @@ def test_hostile_batch_as_an_unprivileged_user(number, deny_unshare, dist, point
     closed = [p for p in ROOT.parents if not os.stat(p).st_mode & 0o001]
     if closed:  # the user must reach the checkout (its src/ and .venv's packages) to run the grader at all
         pytest.skip(f"the checkout is inside {closed[0]}, which other users cannot enter")
-    tmp = Path(tempfile.mkdtemp(prefix="vaehw-hostile-user-"))
+    tmp = Path(tempfile.mkdtemp(prefix="hwkit-hostile-user-"))
     os.chmod(tmp, 0o755)
     site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(ROOT / "src")]))

@@ -1,9 +1,9 @@
 """The Gradescope image, built for real: setup.sh on a bare Debian 12, then run_autograder inside it.
 
 Needs root and debootstrap (skips otherwise). The clean root is made with ``debootstrap --variant=minbase``
-(cached for the day as a tarball under VAEHW_IMAGE_CACHE, default /var/cache/vaehw-image-test; ``off``
+(cached for the day as a tarball under HWKIT_IMAGE_CACHE, default /var/cache/hwkit-image-test; ``off``
 disables the cache). Packages come from the registries (Debian's mirror for apt, PyPI for pip); the pinned
-CPU torch wheel comes from a local wheel directory (VAEHW_WHEELS, default /opt/wheels) standing in for
+CPU torch wheel comes from a local wheel directory (HWKIT_WHEELS, default /opt/wheels) standing in for
 PyTorch's CPU index, or from that index itself when no such wheel is found.
 
 Every command in the root runs in private mount and PID namespaces (``unshare``), as in a container: /, /proc,
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.results import question_scores
+from hwkit.grade.results import question_scores
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,10 +38,10 @@ pytestmark = [
 ]
 
 SUITE = "bookworm"  # Debian 12, one of the two bases setup.sh supports
-MIRROR = os.environ.get("VAEHW_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-SECURITY_MIRROR = os.environ.get("VAEHW_DEBIAN_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
-CACHE = os.environ.get("VAEHW_IMAGE_CACHE", "/var/cache/vaehw-image-test")
-WHEELS = Path(os.environ.get("VAEHW_WHEELS", "/opt/wheels"))
+MIRROR = os.environ.get("HWKIT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+SECURITY_MIRROR = os.environ.get("HWKIT_DEBIAN_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
+CACHE = os.environ.get("HWKIT_IMAGE_CACHE", "/var/cache/hwkit-image-test")
+WHEELS = Path(os.environ.get("HWKIT_WHEELS", "/opt/wheels"))
 ROUTE = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
          "PIP_INDEX_URL", "PIP_DEFAULT_TIMEOUT")  # how the host reaches the registries, passed on unchanged
 
@@ -229,10 +229,10 @@ def test_setup_sh_builds_an_image_that_grades(dist, autograder_zip, points, tmp_
         # The stand-ins for the registries' route and PyTorch's index are not part of the image.
         shutil.rmtree(root / "wheels", ignore_errors=True)
         (root / "host-ca-bundle.pem").unlink(missing_ok=True)
-        venv_bytes, venv_files = _size(root / "opt/vaehw")
+        venv_bytes, venv_files = _size(root / "opt/hwkit")
         apt_mb, pip_mb = _downloaded((logs / "setup.log").read_text(errors="replace"))
         note(f"setup.sh: {setup_seconds:.0f} s")
-        note(f"/opt/vaehw: {venv_bytes / 1e6:.0f} MB in {venv_files} files; "
+        note(f"/opt/hwkit: {venv_bytes / 1e6:.0f} MB in {venv_files} files; "
              f"the image grew by {(_size(root)[0] - base_bytes) / 1e6:.0f} MB")
         note(f"downloaded by setup.sh: apt {apt_mb:.0f} MB, pip {pip_mb:.0f} MB from PyPI; torch from {torch_from}")
 
@@ -257,7 +257,7 @@ def test_setup_sh_builds_an_image_that_grades(dist, autograder_zip, points, tmp_
                 assert question_scores(results) == points, results.get("output", "")
     finally:
         left = _unmount_all(root)
-        if not left and not os.environ.get("VAEHW_KEEP_IMAGE"):
+        if not left and not os.environ.get("HWKIT_KEEP_IMAGE"):
             shutil.rmtree(root, ignore_errors=True)
         note(f"total: {time.monotonic() - started:.0f} s; logs in {logs}")
         (dist / "image-build.txt").write_text("\n".join(report) + "\n")

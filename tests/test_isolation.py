@@ -15,10 +15,10 @@ import nbformat
 import psutil
 import pytest
 
-from vaehw.executor import Executor
-from vaehw.grade import grade_submissions
-from vaehw.known import replace_definition
-from vaehw.sandbox import GRACE
+from hwkit.grade.executor import Executor
+from hwkit.grade.batch import grade_submissions
+from hwkit.author.known import replace_definition
+from hwkit.sandbox.run import GRACE
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,7 @@ def test_deleting_files_cannot_affect_another_submission(dist, full_credit, auto
               "for name in os.listdir('.'):\n"
               "    shutil.rmtree(name) if os.path.isdir(name) else os.remove(name)\n"
               "for name in os.listdir('..'):  # the other runs' folders, the grader's tests\n"
-              "    if name.startswith('vaehw-'):\n"
+              "    if name.startswith('hwkit-'):\n"
               "        shutil.rmtree(os.path.join('..', name), ignore_errors=True)\n")
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -179,7 +179,7 @@ def test_interrupted_run_loses_no_row(dist, tmp_path):
     for name in names:
         (subs / f"{name}.ipynb").write_bytes((dist / "known" / f"{name}.ipynb").read_bytes())
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "vaehw", "grade", str(subs), "-o", str(out), "--jobs", "1",
+    cmd = [sys.executable, "-m", "hwkit", "grade", str(subs), "-o", str(out), "--jobs", "1",
            "--autograder", str(dist / "vae_hw-autograder.zip")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     book = out / "gradebook.csv"

@@ -7,9 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vaehw.build import build_assignment
-from vaehw.errors import UsageError
-from vaehw.lint import check_notebook, check_test
+from hwkit.author.build import build_assignment
+from hwkit.errors import UsageError
+from hwkit.author.lint import check_notebook, check_test
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_each_kind_of_breach_is_named(problem):
 
 
 def test_the_build_refuses_a_breach_with_a_one_line_error(tmp_path):
-    """Does `vaehw assign` refuse a master notebook whose test breaks the contract, naming the test and line?"""
+    """Does `hwkit assign` refuse a master notebook whose test breaks the contract, naming the test and line?"""
     nb = nbformat.read(ROOT / "assignment" / "vae_hw.ipynb", as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "def test_q3b_values" in c.source)
     cell.source = cell.source.replace("out = probe_q3b_values(kl_normal_standard, mu, logvar)",

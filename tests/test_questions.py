@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.errors import UsageError
-from vaehw.lists import fill, update
-from vaehw.questions import QUESTIONS_JSON, load_questions, questions_json, read_master
+from hwkit.errors import UsageError
+from hwkit.author.lists import fill, update
+from hwkit.author.questions import QUESTIONS_JSON, load_questions, questions_json, read_master
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = ROOT / "assignment" / "vae_hw.ipynb"
@@ -29,8 +29,8 @@ def test_the_build_ships_the_master_notebooks_questions(dist, autograder_zip):
 
 
 def test_tracked_lists_and_tables_are_up_to_date():
-    """Do the READMEs, the answer key and the master notebook show the lists and points `vaehw lists` writes?"""
-    assert update(ROOT, read_master(MASTER), check=True) == [], "run `make assign` (or `python -m vaehw lists`)"
+    """Do the READMEs, the answer key and the master notebook show the lists and points `hwkit lists` writes?"""
+    assert update(ROOT, read_master(MASTER), check=True) == [], "run `make assign` (or `python -m hwkit lists`)"
 
 
 def _notebook(tmp_path: Path, cells: list[tuple[str, str]]) -> Path:

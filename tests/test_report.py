@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from vaehw.failures import count_failed_checks
-from vaehw.grade import _write_feedback, safe_name
-from vaehw.runner import CaseResult, RunResult, cases_from_otter
-from vaehw.report import summary_text, write_report
+from hwkit.report.failures import count_failed_checks
+from hwkit.grade.batch import _write_feedback, safe_name
+from hwkit.grade.runner import CaseResult, RunResult, cases_from_otter
+from hwkit.report.class_report import summary_text, write_report
 
 POINTS = {"q1c": 2.0, "q2b": 1.0, "q2c": 1.0, "q2d": 3.0, "q3b": 2.0, "q4b": 1.0, "q5b": 2.0, "q6a": 3.0, "q6b": 3.0}
 FULL = {q: f"{p:g}" for q, p in POINTS.items()}

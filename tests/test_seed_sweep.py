@@ -2,7 +2,7 @@
 
 Every test case of the autograder zip runs in-process (no notebook execution) on the reference
 solutions and on every ``correct-*`` known submission, with each ``torch.manual_seed`` the tests
-call shifted by a different amount in each run (as ``vaehw calibrate`` does). The reference runs
+call shifted by a different amount in each run (as ``hwkit calibrate`` does). The reference runs
 every case; a correct variant runs the cases whose parameters name a definition it changes, so
 the training test of q6a (about 1 s) runs only on the variants of ``VAE``.
 Two spawned worker processes, one torch thread each.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.known import top_level_nodes
+from hwkit.author.known import top_level_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,8 @@ def _definitions(notebook: Path) -> dict[str, str]:
 
 
 def _namespace(notebook: Path) -> dict:
-    """The notebook's imports, functions and classes (as vaehw.calibrate builds them), plus its answers."""
-    from vaehw.calibrate import reference_namespace
+    """The notebook's imports, functions and classes (as hwkit.author.calibrate builds them), plus its answers."""
+    from hwkit.author.calibrate import reference_namespace
 
     env = reference_namespace(notebook)
     for name, source in _definitions(notebook).items():
@@ -66,7 +66,7 @@ def _sweep(job: tuple[str, str, str, str, list[int], str]) -> tuple[str, str, fl
     """Run one test case on one notebook under every seed shift; return what failed."""
     from otter.test_files import ExceptionTestFile
 
-    from vaehw.verdict import shifted_seeds
+    from hwkit.grade.verdict import shifted_seeds
 
     variant, notebook, question, case_name, shifts, autograder_zip = job
     with zipfile.ZipFile(autograder_zip) as zf:
@@ -134,7 +134,7 @@ def test_sweep_covers_every_question_and_the_training_variants(known, autograder
     assert any("vae" in name for name in learners) and any("train" in name for name in trainers), (learners, trainers)
     import torch
 
-    from vaehw.verdict import shifted_seeds
+    from hwkit.grade.verdict import shifted_seeds
 
     draws = set()
     for shift in jobs[0][4][:3]:  # the shifts really change what the tests draw

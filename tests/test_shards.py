@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.cli import main
-from vaehw.grade import safe_name
-from vaehw.gradebook import Gradebook, columns
-from vaehw.shards import Shard, mark, parse_shard, select, shard_of
-from vaehw.submissions import find_submissions
-from vaehw.questions import auto_points, load_questions, written_points
+from hwkit.cli import main
+from hwkit.grade.batch import safe_name
+from hwkit.report.gradebook import Gradebook, columns
+from hwkit.grade.shards import Shard, mark, parse_shard, select, shard_of
+from hwkit.grade.submissions import find_submissions
+from hwkit.author.questions import auto_points, load_questions, written_points
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ([f"student-{i:03d}.ipynb" for i in range(97)]
@@ -38,8 +38,8 @@ def written_ids() -> list[str]:
     return list(written_points(_questions()))
 
 
-def vaehw(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vaehw", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
+def hwkit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwkit", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
                           timeout=900)
 
 
@@ -47,7 +47,7 @@ def test_a_names_shard_is_the_same_in_every_process_and_version():
     """Is a submission's shard fixed by its name alone: the same in processes with other hash seeds, and the
     same as when the split was first made (a change would move submissions between shards of one class)?"""
     assert [shard_of(n, 3) for n in ("full-credit.ipynb", "blank.ipynb", "section b/q2d-sign-flipped.ipynb")] == [3, 3, 1]
-    code = "import json, sys; from vaehw.shards import shard_of; print(json.dumps([shard_of(n, 5) for n in json.load(sys.stdin)]))"
+    code = "import json, sys; from hwkit.grade.shards import shard_of; print(json.dumps([shard_of(n, 5) for n in json.load(sys.stdin)]))"
     here = [shard_of(n, 5) for n in NAMES]
     for seed in ("1", "2"):
         proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(NAMES), capture_output=True, text=True,
@@ -99,7 +99,7 @@ def test_bad_shard_gets_one_line_and_exit_2(tmp_path, autograder_zip, bad):
     """Does a bad --shard get one error line and exit code 2, before anything is written?"""
     (tmp_path / "subs").mkdir()
     (tmp_path / "subs" / "a.ipynb").write_text("{}")
-    proc = vaehw("grade", tmp_path / "subs", "-o", tmp_path / "out", f"--shard={bad}", "--autograder", autograder_zip)
+    proc = hwkit("grade", tmp_path / "subs", "-o", tmp_path / "out", f"--shard={bad}", "--autograder", autograder_zip)
     assert proc.returncode == 2 and "--shard must be K/N" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "\x1b" not in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -121,7 +121,7 @@ def test_grade_refuses_a_folder_holding_another_cut(tmp_path, autograder_zip, he
     if held:
         mark(out, held, [subs], "namespaces")
     before = tree(out)
-    proc = vaehw("grade", subs, "-o", out, *([asked] if asked else []), "--autograder", autograder_zip)
+    proc = hwkit("grade", subs, "-o", out, *([asked] if asked else []), "--autograder", autograder_zip)
     assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert tree(out) == before
 
@@ -307,11 +307,11 @@ def class_graded(dist: Path, tmp_path_factory):
         shutil.copy2(dist / "known" / known, subs / name)
     timings = {}
     start = time.monotonic()
-    proc = vaehw("grade", subs, "-o", work / "whole", "--jobs", "2")
+    proc = hwkit("grade", subs, "-o", work / "whole", "--jobs", "2")
     assert proc.returncode == 0, proc.stderr
     timings["whole run (--jobs 2)"] = time.monotonic() - start
     start = time.monotonic()
-    runs = [subprocess.Popen([sys.executable, "-m", "vaehw", "grade", str(subs), "-o", str(work / f"shard-{k}"),
+    runs = [subprocess.Popen([sys.executable, "-m", "hwkit", "grade", str(subs), "-o", str(work / f"shard-{k}"),
                               "--shard", f"{k}/3", "--jobs", "1"], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for k in (1, 2, 3)]
     for run in runs:
@@ -319,7 +319,7 @@ def class_graded(dist: Path, tmp_path_factory):
         assert run.returncode == 0, err
     timings["3 shards at once (--jobs 1 each)"] = time.monotonic() - start
     start = time.monotonic()
-    proc = vaehw("merge", "-o", work / "merged", *(work / f"shard-{k}" for k in (1, 2, 3)))
+    proc = hwkit("merge", "-o", work / "merged", *(work / f"shard-{k}" for k in (1, 2, 3)))
     assert proc.returncode == 0, proc.stderr
     timings["merge"] = time.monotonic() - start
     print("\n" + "\n".join(f"{what}: {s:.1f} s" for what, s in timings.items()))
@@ -353,13 +353,13 @@ def test_merge_again_keeps_the_tas_points(class_graded):
     merged = class_graded / "merged"
     shards = [class_graded / f"shard-{k}" for k in (1, 2, 3)]
     before = tree(merged)
-    proc = vaehw("merge", "-o", merged, *shards)
+    proc = hwkit("merge", "-o", merged, *shards)
     assert proc.returncode == 2 and "--force" in proc.stderr and tree(merged) == before
     sheet = merged / "written_scores.csv"
     lines = sheet.read_text(encoding="utf-8").splitlines()
     filled = [line if not line.startswith("full-credit.ipynb,") else "full-credit.ipynb,1,1,1,2,1,1" for line in lines]
     sheet.write_text("\n".join(filled) + "\n", encoding="utf-8")
-    proc = vaehw("merge", "-o", merged, "--force", *shards)
+    proc = hwkit("merge", "-o", merged, "--force", *shards)
     assert proc.returncode == 0, proc.stderr
     assert sheet.read_text(encoding="utf-8").splitlines() == filled
     book = {r["submission"]: r for r in rows_of(merged / "gradebook.csv")}

@@ -1,4 +1,4 @@
-"""The smoke grade of `make check`: the full-credit and blank notebooks through `vaehw grade` (the fork engine)."""
+"""The smoke grade of `make check`: the full-credit and blank notebooks through `hwkit grade` (the fork engine)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_full_credit_scores_everything_and_blank_nothing(dist: Path, points, tmp
     subs.mkdir()
     for name in ("full-credit.ipynb", "blank.ipynb"):
         shutil.copyfile(dist / "known" / name, subs / name)
-    done = subprocess.run([sys.executable, "-m", "vaehw", "grade", str(subs), "-o", str(tmp_path / "out"), "--jobs", "2"],
+    done = subprocess.run([sys.executable, "-m", "hwkit", "grade", str(subs), "-o", str(tmp_path / "out"), "--jobs", "2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     with open(tmp_path / "out" / "gradebook.csv", newline="", encoding="utf-8") as f:

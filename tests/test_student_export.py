@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from pypdf import PdfReader
 
-from vaehw.known import replace_definition, top_level_nodes
-from vaehw.written import student
+from hwkit.author.known import replace_definition, top_level_nodes
+from hwkit.written import student
 
 pytestmark = pytest.mark.slow
 

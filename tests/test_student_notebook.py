@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from vaehw.grade import grade_submissions
-from vaehw.known import replace_definition, top_level_nodes
+from hwkit.grade.batch import grade_submissions
+from hwkit.author.known import replace_definition, top_level_nodes
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from vaehw.cleanup import remove_tree
-from vaehw.grade import safe_name
-from vaehw.text import display_name, one_line
+from hwkit.grade.cleanup import remove_tree
+from hwkit.grade.batch import safe_name
+from hwkit.text import display_name, one_line
 
 
 def test_one_line_keeps_no_escape_newline_or_surrogate():

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from vaehw.grade import grade_submissions, safe_name
-from vaehw.gradescope import check
-from vaehw.known import materialise_known
-from vaehw.results import question_scores
+from hwkit.grade.batch import grade_submissions, safe_name
+from hwkit.platforms.gradescope import check
+from hwkit.author.known import materialise_known
+from hwkit.grade.results import question_scores
 
 pytestmark = pytest.mark.slow
 FORGEABLE = 1.0  # points a notebook implementing nothing may get (solutions/README.md, where the verdict is decided)
@@ -29,8 +29,8 @@ ISOLATED = os.geteuid() == 0  # the minimal root and a user id of its own need r
 
 # A variable of the grader's environment that no submission may learn: set before any grading, so
 # that the fork server the runs come from (make grade) and run_autograder (Gradescope) both hold it.
-CANARY = "VAEHW-CANARY-5d0c41e2"
-os.environ["VAEHW_CANARY"] = CANARY
+CANARY = "HWKIT-CANARY-5d0c41e2"
+os.environ["HWKIT_CANARY"] = CANARY
 LEAKS = ("tamper-leak-in-exceptions", "tamper-hidden-to-public")
 EXFIL_PORT = 47611  # where tamper-hidden-to-public sends what its probes see
 
@@ -205,7 +205,7 @@ def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, aut
 
     This is what the split into probes and verdicts prevents; the attack must be a real one.
     """
-    from vaehw.runner import run_otter
+    from hwkit.grade.runner import run_otter
 
     attack = next(k for k in tamper if k.name == "tamper-patch-comparisons")
     result = run_otter(attack.path.read_bytes(), autograder_zip=autograder_zip, timeout=600)
@@ -261,7 +261,7 @@ def test_hidden_feedback_carries_no_text_from_the_notebook(graded_tamper_dir, gr
     its choice (a few bits per failed hidden test, as whether the test passes is); no text of its own
     reaches the message.
     """
-    from vaehw.verdict import KNOWN_ERRORS
+    from hwkit.grade.verdict import KNOWN_ERRORS
 
     objects = {"kl_divergence", "q2b_answer", "q2c_answer", "elbo", "kl_normal_standard", "q4b_answer",
                "reparameterize", "VAE", "negative_elbo", "train_vae", "your code"}
@@ -281,7 +281,7 @@ def test_no_probe_reaches_the_network(graded_tamper_dir, gradescope_tamper):
 
 def _grade_as_other_user(path: Path, autograder_zip: Path):
     """Grade one notebook through make grade's executor as a grader without root would (no user id of its own)."""
-    from vaehw.executor import Executor
+    from hwkit.grade.executor import Executor
 
     with Executor(autograder_zip) as ex:
         ex.isolated_users = False  # what os.geteuid() != 0 gives

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaehw.wire import MAX_DEPTH, MAX_ELEMENTS, TENSOR, BadValue, decode, encode
+from hwkit.wire import MAX_DEPTH, MAX_ELEMENTS, TENSOR, BadValue, decode, encode
 
 
 def crossed(value):

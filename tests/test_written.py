@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from vaehw.written import student
+from hwkit.written import student
 
 pytestmark = pytest.mark.slow  # each test compiles PDFs with pandoc and Typst (3 to 12 s)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from vaehw.errors import UsageError
-from vaehw.grade import safe_name
-from vaehw.results import question_scores, validate_results
-from vaehw.written.pages import answers_html
-from vaehw.written.scores import read_sheet
-from vaehw.written.student import Question
+from hwkit.errors import UsageError
+from hwkit.grade.batch import safe_name
+from hwkit.grade.results import question_scores, validate_results
+from hwkit.written.pages import answers_html
+from hwkit.written.scores import read_sheet
+from hwkit.written.student import Question
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = {"q1a": 1.0, "q1b": 1.0, "q2a": 1.0, "q3a": 2.0, "q4a": 1.0, "q5a": 1.0}
@@ -78,8 +78,8 @@ def test_student_markup_never_becomes_html():
 
 def test_submission_names_are_escaped():
     """Is a submission's file name shown as text on the TA page, whatever characters it holds?"""
-    from vaehw.written.pages import question_page
-    from vaehw.written.rubric import Rubric
+    from hwkit.written.pages import question_page
+    from hwkit.written.rubric import Rubric
 
     name = '<script>alert("name")</script>.ipynb'
     page = question_page("q1a", Rubric("q1a", 1.0, "t", "**Model answer.** $x$"), "", [name], [None],
@@ -119,7 +119,7 @@ def graded(dist: Path, tmp_path_factory):
 
 
 def grade(subs: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vaehw", "grade", str(subs), "-o", str(out), "--jobs", "2"],
+    return subprocess.run([sys.executable, "-m", "hwkit", "grade", str(subs), "-o", str(out), "--jobs", "2"],
                           capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
@@ -202,13 +202,13 @@ def test_student_folder_and_requirements(dist, written):
     """Does dist/student/ ship the PDF module as in the source but for the written questions filled in (and no
     import of the toolkit), pinned requirements with torch 2.13.0 and the PDF route, and a README; and does the
     Gradescope image stay without the PDF route?"""
-    from vaehw.written import student as source
+    from hwkit.written import student as source
 
     folder = dist / "student"
     shipped = (folder / "vae_hw_written.py").read_text(encoding="utf-8")
     filled = f"WRITTEN: tuple[str, ...] = {tuple(written)!r}"
     assert filled in shipped and shipped.replace(filled, "WRITTEN: tuple[str, ...] = ()") == Path(source.__file__).read_text(encoding="utf-8")
-    assert not re.search(r"^\s*(import|from)\s+(vaehw|\.)", shipped, flags=re.M)
+    assert not re.search(r"^\s*(import|from)\s+(hwkit|\.)", shipped, flags=re.M)
     pins = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in pins), pins
     assert {"torch==2.13.0", "typst==0.15.2", "pypandoc-binary==1.17", "pypdf==7.1.1"} <= set(pins)

@@ -1,0 +1,1 @@
+"""Authoring: the master notebook's questions and lists, the test contract, the build of ``dist/``, known submissions."""
