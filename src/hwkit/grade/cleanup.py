@@ -25,12 +25,15 @@ def kill_tree(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    for proc in [*family, psutil.Process(pid) if psutil.pid_exists(pid) else None]:
+    for proc in family:
         try:
-            if proc is not None:
-                proc.kill()
+            proc.kill()
         except psutil.Error:
             pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def remove_tree(root: str | Path, max_entries: int = 2_000_000) -> None:

@@ -196,20 +196,21 @@ class Executor:
             if all(q in graded for q in todo) or not ended or last_cell < 0 or last_cell in skip:
                 break
             skip.append(last_cell)  # run again without the cell that killed or hung the notebook
-        scores, cases, per_question = {}, {}, {}
-        for q, e in graded.items():
+        scores, records, per_question = {}, [], {}
+        for q in (q for q in self.points if q in graded):
+            e = graded[q]
             if "error" in e:
                 error = one_line(e["error"], 300)
                 problems.append(f"{q}: {error}")
-                scores[q], cases[q], per_question[q] = 0.0, [], error
+                scores[q], per_question[q] = 0.0, error
             else:
-                cases[q] = [dict(c, message=one_line(c.get("message", ""))) for c in e["cases"]]
-                scores[q] = float(sum(c["points"] for c in cases[q] if c["passed"]))
+                cases = [CaseResult(q, str(c["name"]), float(c["points"]), bool(c["hidden"]), bool(c["passed"]),
+                                    "" if c["passed"] else one_line(c.get("message", ""))) for c in e["cases"]]
+                records += cases
+                scores[q] = float(sum(c.points for c in cases if c.passed))
         status = "ok" if not problems else one_line("; ".join(dict.fromkeys(problems)), 500)
-        results = gradescope_results(cases, self.points, status, per_question)
+        results = gradescope_results(records, self.points, status, per_question)
         results["tests"].append(written_answers_entry(notebook, self.written))
-        records = [CaseResult(q, str(c["name"]), float(c["points"]), bool(c["hidden"]), bool(c["passed"]),
-                              "" if c["passed"] else c["message"]) for q in self.points for c in cases.get(q, [])]
         return RunResult(status, scores, results, time.monotonic() - start, cases=records)
 
     def _start(self, process) -> None:

@@ -5,37 +5,39 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from hwkit.grade.runner import CaseResult
+
 # Scores are visible at once, so that students see their total before grades are published
 # (Gradescope hides the total while any scored test is hidden). What the hidden tests found is
 # in a zero-point entry per question, shown once grades are published.
 VISIBLE, AFTER_PUBLISHED = "visible", "after_published"
 
 
-def _failed_lines(cases: list[dict]) -> str:
-    failed = [c for c in cases if not c["passed"]]
-    return "All tests passed." if not failed else "\n".join(f"{c['name']}: {c['message']}" for c in failed)
+def _failed_lines(cases: list[CaseResult]) -> str:
+    failed = [c for c in cases if not c.passed]
+    return "All tests passed." if not failed else "\n".join(f"{c.name}: {c.message}" for c in failed)
 
 
-def _scored(name: str, cases: list[dict], output: str) -> dict:
-    return {"name": name, "score": float(sum(c["points"] for c in cases if c["passed"])),
-            "max_score": float(sum(c["points"] for c in cases)), "visibility": VISIBLE, "output": output}
+def _scored(name: str, cases: list[CaseResult], output: str) -> dict:
+    return {"name": name, "score": float(sum(c.points for c in cases if c.passed)),
+            "max_score": float(sum(c.points for c in cases)), "visibility": VISIBLE, "output": output}
 
 
-def gradescope_results(cases: dict[str, list[dict]], points: dict[str, float], status: str,
+def gradescope_results(cases: list[CaseResult], points: dict[str, float], status: str,
                        problems: dict[str, str] | None = None) -> dict:
     """Results in Gradescope's format: per question (those of ``points``, in its order), public tests,
-    hidden score, hidden details."""
+    hidden score, hidden details. A question without cases was never graded: ``problems`` says why."""
     problems = problems or {}
     tests = []
     for q in points:
-        qcases = cases.get(q)
+        qcases = [c for c in cases if c.question == q]
         if not qcases:  # never graded: the whole question is lost, and the student is told why
             why = problems.get(q) or status
             tests.append({"name": q, "score": 0.0, "max_score": points[q], "visibility": VISIBLE,
                           "output": f"Not graded: {why}"})
             continue
-        public = [c for c in qcases if not c["hidden"]]
-        hidden = [c for c in qcases if c["hidden"]]
+        public = [c for c in qcases if not c.hidden]
+        hidden = [c for c in qcases if c.hidden]
         if public:
             tests.append(_scored(f"{q} public tests", public, _failed_lines(public)))
         if hidden:

@@ -52,13 +52,13 @@ def _key(q: Question) -> str:
     return hashlib.sha256(json.dumps([READER, q.text, q.attachments], sort_keys=True).encode()).hexdigest()
 
 
-def _parsed(q: Question, cache: Path | None) -> dict:
+def _parsed(key: str, q: Question, cache: Path | None) -> dict:
     """The sanitised AST of an answer, kept in ``cache`` by a hash of the answer (re-runs parse only new ones).
 
     A cache entry is written to a temporary name and renamed, so a reader never sees half of one; an
     entry that does not read back (a run killed before the rename on a file system without it) is parsed again.
     """
-    path = cache / f"{_key(q)}.json" if cache else None
+    path = cache / f"{key}.json" if cache else None
     if path and path.is_file():
         try:
             return json.loads(path.read_text(encoding="utf-8"))
@@ -81,15 +81,16 @@ def answers_html(answers: list[Question | None], cache: Path | None = None) -> l
 
     Identical answers are parsed once.
     """
-    unique = {_key(q): q for q in answers if q is not None and not is_blank(q.text)}
+    keys = [_key(q) if q is not None and not is_blank(q.text) else None for q in answers]
+    unique = {key: q for key, q in zip(keys, answers) if key is not None}
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # pandoc runs as a subprocess
-        docs = dict(zip(unique, pool.map(lambda q: _parsed(q, cache), unique.values())))
+        docs = dict(zip(unique, pool.map(lambda item: _parsed(*item, cache), unique.items())))
     api = pandoc_api()
     blocks = []
-    for i, q in enumerate(answers):
+    for i, key in enumerate(keys):
         blocks.append({"t": "RawBlock", "c": ["html", f'<div class="cut" id="cut{i}"></div>']})
-        if q is not None and not is_blank(q.text):
-            blocks.extend(docs[_key(q)]["blocks"])
+        if key is not None:
+            blocks.extend(docs[key]["blocks"])
         else:
             blocks.append({"t": "RawBlock", "c": ["html", f'<p class="none">{NO_ANSWER}</p>']})
     out = _to_html(json.dumps({"pandoc-api-version": api, "meta": {}, "blocks": blocks}))
