@@ -32,7 +32,7 @@ def find_autograder(dist: Path) -> Path:
     found = sorted(Path(dist).glob(zip_name("*")))
     if len(found) != 1:
         what = "no autograder zip" if not found else f"several autograder zips ({', '.join(p.name for p in found)})"
-        raise UsageError(f"{what} in {dist}: build one with `make assign` (or pass --autograder)")
+        raise UsageError(f"{what} in {dist}: build one with `make assign`")
     return found[0]
 
 
