@@ -1,17 +1,24 @@
-# VAE homework toolkit. `make` lists the targets.
+# Homework toolkit. `make` lists the targets.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BUILT := dist/.built
+# The homework: its master notebook, in <homework folder>/assignment/, and where its build goes.
+ASSIGNMENT ?= assignment/vae_hw.ipynb
+DIST ?= dist
+HW := $(patsubst %/,%,$(dir $(patsubst %/,%,$(dir $(ASSIGNMENT)))))
+NAME := $(basename $(notdir $(ASSIGNMENT)))
+ZIP := $(DIST)/$(NAME)-autograder.zip
+BUILT := $(DIST)/.built-$(NAME)
 SUBMISSIONS ?=
-OUT ?= dist/grades
+OUT ?= $(DIST)/grades
 SHARD ?=
 SHARDS ?=
 JOBS ?=
 N ?= 40
-SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/heldout.npz $(wildcard assignment/student/*) $(wildcard autograder/*) $(wildcard src/hwkit/*.py src/hwkit/*/*.py src/hwkit/*/*.json) $(wildcard solutions/*)
+SOURCES := $(wildcard $(ASSIGNMENT) $(HW)/assignment/data/* $(HW)/assignment/student/* autograder/* $(HW)/autograder/*) \
+	$(wildcard src/hwkit/*.py src/hwkit/*/*.py src/hwkit/*/*.json) $(wildcard $(HW)/solutions/*)
 
 .DEFAULT_GOAL := help
 .PHONY: help install assign grade merge gradescope-check test check bench calibrate pictures clean
@@ -19,6 +26,7 @@ SOURCES := assignment/vae_hw.ipynb assignment/data/digits.npz assignment/data/he
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: SUBMISSIONS=<dir> OUT=<dir> SHARD=<k/n> (make grade), SHARDS=\"<dir> ...\" (make merge), SUBMISSION=<file> (make gradescope-check), N=<n> (make bench), JOBS=<n>"
+	@echo "  the homework: ASSIGNMENT=<folder>/assignment/<name>.ipynb (default assignment/vae_hw.ipynb), DIST=<dir> (default dist)"
 
 install: $(STAMP) ## create .venv from the pinned requirements.txt
 $(STAMP): requirements.txt pyproject.toml
@@ -27,23 +35,24 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-assign: $(BUILT) ## build dist/: student notebook, autograder zip, solutions (otter assign runs every test); first `hwkit lists`
+assign: $(BUILT) ## build DIST (dist/): student notebook, autograder zip, solutions (otter assign runs every test); first `hwkit lists`
 $(BUILT): $(STAMP) $(SOURCES)
-	$(BIN)/python -m hwkit lists
-	$(BIN)/python -m hwkit assign
-	$(BIN)/python -m hwkit known > /dev/null
+	@rm -f $(DIST)/.built-*
+	$(BIN)/python -m hwkit lists --master "$(ASSIGNMENT)"
+	$(BIN)/python -m hwkit assign --master "$(ASSIGNMENT)" --dist "$(DIST)"
+	$(BIN)/python -m hwkit known --spec "$(HW)/solutions/known_submissions.yaml" --dist "$(DIST)" > /dev/null
 	@touch $@
 
 grade: $(BUILT) ## grade SUBMISSIONS=<dir> into OUT=<dir> (default: the known submissions in solutions/); SHARD=k/n: only shard k of n
-	$(BIN)/python -m hwkit grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)",dist/known) -o "$(OUT)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SUBMISSIONS),,--force) $(if $(SHARD),--shard "$(SHARD)")
+	$(BIN)/python -m hwkit grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)","$(DIST)/known") -o "$(OUT)" --autograder "$(ZIP)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SUBMISSIONS),,--force) $(if $(SHARD),--shard "$(SHARD)")
 
 merge: $(BUILT) ## join the folders of every `make grade SHARD=k/n` (SHARDS="<dir> ...") into OUT=<dir>
 	@test -n "$(SHARDS)" || { echo 'usage: make merge SHARDS="<shard folder> ..." OUT=<dir> [SUBMISSIONS=<dir>]' >&2; exit 2; }
-	$(BIN)/python -m hwkit merge -o "$(OUT)" $(SHARDS) $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)")
+	$(BIN)/python -m hwkit merge -o "$(OUT)" $(SHARDS) --autograder "$(ZIP)" $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)")
 
 gradescope-check: $(BUILT) ## run the autograder zip on SUBMISSION=<file> as Gradescope would, into OUT=<dir>
 	@test -n "$(SUBMISSION)" || { echo "usage: make gradescope-check SUBMISSION=<notebook or zip> OUT=<dir>" >&2; exit 2; }
-	$(BIN)/python -m hwkit gradescope-check "$(SUBMISSION)" -o "$(if $(filter dist/grades,$(OUT)),dist/gradescope-check,$(OUT))"
+	$(BIN)/python -m hwkit gradescope-check "$(SUBMISSION)" -o "$(if $(filter $(DIST)/grades,$(OUT)),$(DIST)/gradescope-check,$(OUT))" --autograder "$(ZIP)"
 
 test: $(BUILT) ## run the test suite (builds first)
 	$(BIN)/python -m pytest
@@ -52,10 +61,11 @@ check: $(BUILT) ## the fast loop (builds first): unit tests, the test contract a
 	$(BIN)/python -m pytest -q -m "not slow and not image"
 
 bench: $(BUILT) ## grade N (default 40) generated submissions with a serial `otter run` loop and with the grader; compare
-	$(BIN)/python -m hwkit bench --n $(N) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m hwkit bench --n $(N) $(if $(JOBS),--jobs $(JOBS)) --dist "$(DIST)" --out "$(DIST)/bench"
 
-calibrate: $(BUILT) ## held-out reconstruction error of the reference in the hidden training test over 20 seeds
-	$(BIN)/python -m hwkit calibrate --runs 20
+calibrate: $(BUILT) ## run the homework's own assignment/calibrate.py (the VAE's: its training test's threshold over 20 seeds)
+	@test -f "$(HW)/assignment/calibrate.py" || { echo "make: $(HW)/assignment/calibrate.py: this homework has nothing to calibrate" >&2; exit 2; }
+	$(BIN)/python "$(HW)/assignment/calibrate.py" --runs 20 --dist "$(DIST)"
 
 pictures: ## redraw docs/ from make grade's output (needs pdftoppm and chromium)
 	test -f "$(OUT)/written/q3a.html" || $(MAKE) grade
@@ -63,5 +73,5 @@ pictures: ## redraw docs/ from make grade's output (needs pdftoppm and chromium)
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,900 \
 		--screenshot=docs/written-ta-page.png "file://$(abspath $(OUT))/written/q3a.html" 2>/dev/null
 
-clean: ## remove dist/ (keeps .venv)
-	rm -rf dist
+clean: ## remove DIST (dist/; keeps .venv)
+	rm -rf "$(DIST)"

@@ -21,7 +21,7 @@ import nbformat
 import pytest
 from pypdf import PdfReader
 
-from hwkit.author.build import ZIP_NAME, build_assignment
+from hwkit.author.build import build_assignment, zip_name
 from hwkit.cli import main as hwkit
 from hwkit.grade.batch import safe_name
 from hwkit.report.gradebook import Gradebook
@@ -33,6 +33,7 @@ from hwkit.written.student import written_pdf
 pytestmark = pytest.mark.slow  # one build and two gradings of whole notebooks (about a minute on 2 cores)
 
 ROOT = Path(__file__).resolve().parents[1]
+ZIP_NAME = zip_name("vae_hw")
 PUBLIC = '''""" # BEGIN TEST CONFIG
 points: 0
 hidden: false

@@ -2,7 +2,7 @@
 
 Every test case of the autograder zip runs in-process (no notebook execution) on the reference
 solutions and on every ``correct-*`` known submission, with each ``torch.manual_seed`` the tests
-call shifted by a different amount in each run (as ``hwkit calibrate`` does). The reference runs
+call shifted by a different amount in each run (as ``make calibrate`` does). The reference runs
 every case; a correct variant runs the cases whose parameters name a definition it changes, so
 the training test of q6a (about 1 s) runs only on the variants of ``VAE``.
 Two spawned worker processes, one torch thread each.
@@ -45,8 +45,8 @@ def _definitions(notebook: Path) -> dict[str, str]:
 
 
 def _namespace(notebook: Path) -> dict:
-    """The notebook's imports, functions and classes (as hwkit.author.calibrate builds them), plus its answers."""
-    from hwkit.author.calibrate import reference_namespace
+    """The notebook's imports, functions and classes (as reference_namespace builds them), plus its answers."""
+    from hwkit.author.known import reference_namespace
 
     env = reference_namespace(notebook)
     for name, source in _definitions(notebook).items():

@@ -199,15 +199,20 @@ def test_filled_sheet_counts_out_of_25_and_bad_sheets_change_nothing(graded, wri
 
 
 def test_student_folder_and_requirements(dist, written):
-    """Does dist/student/ ship the PDF module as in the source but for the written questions filled in (and no
-    import of the toolkit), pinned requirements with torch 2.13.0 and the PDF route, and a README; and does the
+    """Does dist/student/ ship the PDF module as in the source but for the written questions, the assignment's name
+    and the title filled in (and no import of the toolkit), pinned requirements with torch 2.13.0 and the PDF route, and a README; and does the
     Gradescope image stay without the PDF route?"""
     from hwkit.written import student as source
 
     folder = dist / "student"
     shipped = (folder / "vae_hw_written.py").read_text(encoding="utf-8")
-    filled = f"WRITTEN: tuple[str, ...] = {tuple(written)!r}"
-    assert filled in shipped and shipped.replace(filled, "WRITTEN: tuple[str, ...] = ()") == Path(source.__file__).read_text(encoding="utf-8")
+    filled = {f"WRITTEN: tuple[str, ...] = {tuple(written)!r}": "WRITTEN: tuple[str, ...] = ()",
+              "NAME = 'vae_hw'": 'NAME = ""', "TITLE = 'VAE homework'": 'TITLE = ""'}
+    unfilled = shipped
+    for line, blank in filled.items():
+        assert line in shipped, line
+        unfilled = unfilled.replace(line, blank)
+    assert unfilled == Path(source.__file__).read_text(encoding="utf-8")
     assert not re.search(r"^\s*(import|from)\s+(hwkit|\.)", shipped, flags=re.M)
     pins = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in pins), pins

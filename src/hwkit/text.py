@@ -35,5 +35,5 @@ def display_name(name: str) -> str:
 
 
 def short_hash(name: str) -> str:
-    """Eight hex digits identifying ``name`` exactly (undecodable bytes included)."""
+    """Eight hex characters identifying ``name`` exactly (undecodable bytes included)."""
     return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]

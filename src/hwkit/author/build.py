@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import subprocess
@@ -13,23 +14,39 @@ from pathlib import Path
 from hwkit.errors import UsageError
 from hwkit.author.lint import check_notebook
 from hwkit.author.lists import fill_answer_key, fill_built_notebook
-from hwkit.author.questions import QUESTIONS_JSON, Question, questions_json, read_master
-from hwkit.written.handouts import TEMPLATE_NAME, build_written
+from hwkit.author.questions import (QUESTIONS_JSON, Question, master_config, master_name, master_title,
+                                    questions_json, read_master)
+from hwkit.written.handouts import build_written, template_name
 
-ZIP_NAME = "vae_hw-autograder.zip"
+ASSIGNMENT_JSON = "assignment.json"  # in dist/ and the zip: the title and the grader-only files
+TOOLKIT_AUTOGRADER = Path(__file__).resolve().parents[3] / "autograder"  # the checkout's Gradescope files
+
+
+def zip_name(name: str) -> str:
+    """The Gradescope zip of the assignment ``name``."""
+    return f"{name}-autograder.zip"
+
+
+def find_autograder(dist: Path) -> Path:
+    """The one autograder zip built into ``dist``; UsageError if there is none, or several."""
+    found = sorted(Path(dist).glob(zip_name("*")))
+    if len(found) != 1:
+        what = "no autograder zip" if not found else f"several autograder zips ({', '.join(p.name for p in found)})"
+        raise UsageError(f"{what} in {dist}: build one with `make assign`")
+    return found[0]
 
 
 # From otter's zip we keep the hidden tests, the data and the config (so `otter run -a` still works);
 # Gradescope runs our own run_autograder, set up by our own lean setup.sh.
 KEEP_FROM_OTTER = ("tests/", "files/", "otter_config.json")
 OURS = ("setup.sh", "run_autograder", "requirements.txt")
-# The autograder's own data (otter's autograder_files): in the zip's files/, never in a student's folder.
-GRADER_ONLY = ("data/heldout.npz",)
 SECRET = "secret.key"  # per build: the key from which each submission's hidden inputs are drawn
 
 
-def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path, questions: list[Question]) -> None:
-    """Write the Gradescope zip: otter's tests and data, our runner, the questions and the hwkit package."""
+def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path, questions: list[Question],
+                      about: str) -> None:
+    """Write the Gradescope zip: otter's tests and data, our runner, the questions, ``about``
+    (``assignment.json``) and the hwkit package."""
     package = Path(__file__).resolve().parent.parent  # the hwkit package
     with zipfile.ZipFile(otter_zip) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
@@ -42,6 +59,7 @@ def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path, qu
         dst.writestr(zipfile.ZipInfo(SECRET, date_time=(2024, 1, 1, 0, 0, 0)), secrets.token_bytes(32))
         dst.writestr(zipfile.ZipInfo(QUESTIONS_JSON, date_time=(2024, 1, 1, 0, 0, 0)), questions_json(questions),
                      zipfile.ZIP_DEFLATED)
+        dst.writestr(zipfile.ZipInfo(ASSIGNMENT_JSON, date_time=(2024, 1, 1, 0, 0, 0)), about)
         for path in sorted(package.rglob("*")):
             if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
                 dst.write(path, f"hwkit/{path.relative_to(package).as_posix()}")
@@ -65,16 +83,37 @@ def otter_zip_with_cpu_torch(otter_zip: Path, target: Path, questions: list[Ques
                      zipfile.ZIP_DEFLATED)
 
 
-def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, Path]:
+def read_about(autograder: Path) -> dict:
+    """``assignment.json`` of an autograder (its zip or its unpacked folder); empty if it has none."""
+    try:
+        if Path(autograder).is_dir():
+            return json.loads((Path(autograder) / ASSIGNMENT_JSON).read_text(encoding="utf-8"))
+        with zipfile.ZipFile(autograder) as zf:
+            return json.loads(zf.read(ASSIGNMENT_JSON))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}
+
+
+def build_assignment(*, master: Path, dist: Path, solutions: Path, autograder_dir: Path | None = None) -> dict[str, Path]:
     """Build the student notebook, autograder notebook and zip, and solutions into ``dist``.
 
     The questions (ids, kinds, points, prompts) are read from ``master`` and written to ``questions.json``
-    in ``dist`` and in the zip. ``otter assign`` runs every test against the solutions; a failing test
-    fails the build. Returns the stable paths of what was built.
+    in ``dist`` and in the zip; every file is named after the assignment (``master_name``). The Gradescope
+    files (setup.sh, run_autograder, requirements.txt) come from ``autograder_dir``: by default the
+    homework's own ``autograder/`` beside its ``assignment/`` folder if it has one, else the toolkit's.
+    ``otter assign`` runs every test against the solutions; a failing test fails the build. Returns the
+    stable paths of what was built.
     """
     if not master.is_file():
         raise UsageError(f"master notebook not found: {master}")
+    name = master_name(master)
     questions = read_master(master)
+    if autograder_dir is None:
+        own = master.parent.parent / "autograder"
+        autograder_dir = own if own.is_dir() else TOOLKIT_AUTOGRADER
+    config = master_config(master)
+    about = json.dumps({"title": master_title(master), "grader_only": list(config.get("autograder_files") or [])},
+                       indent=1) + "\n"
     violations = check_notebook(master)
     if violations:
         raise UsageError(f"{master}: {len(violations)} test(s) break the test contract (see README, Editing the homework): "
@@ -82,8 +121,13 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
     dist.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dist, prefix=".assign-") as tmp:
         out = Path(tmp) / "out"
+        # The config's `requirements: ../autograder/requirements.txt` is relative to the notebook: lay the
+        # homework's folder beside the Gradescope files, wherever the homework lives.
+        source = Path(tmp) / "source"
+        shutil.copytree(master.parent, source / master.parent.name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(autograder_dir, source / "autograder")
         proc = subprocess.run(
-            [sys.executable, "-m", "otter", "assign", str(master), str(out)],
+            [sys.executable, "-m", "otter", "assign", str(source / master.parent.name / master.name), str(out)],
             capture_output=True,
             text=True,
         )
@@ -98,30 +142,37 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path) -> dict[str, 
         staged = Path(tmp) / "dist"
         shutil.copytree(out / "student", staged / "student")
         shutil.copytree(out / "autograder", staged / "autograder", ignore=shutil.ignore_patterns("*.zip"))
-        repack_autograder(zips[0], staged / ZIP_NAME, autograder_dir=master.parent.parent / "autograder",
-                          questions=questions)
+        repack_autograder(zips[0], staged / zip_name(name), autograder_dir=autograder_dir, questions=questions,
+                          about=about)
         otter_zip_with_cpu_torch(zips[0], staged / "autograder" / OTTER_ZIP_NAME, questions)
         (staged / QUESTIONS_JSON).write_text(questions_json(questions), encoding="utf-8")
+        (staged / ASSIGNMENT_JSON).write_text(about, encoding="utf-8")
         shutil.copytree(solutions, staged / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
         answer_key = staged / "solutions" / "README.md"
         if answer_key.is_file():
             answer_key.write_text(fill_answer_key(answer_key.read_text(encoding="utf-8"), questions, keep_marks=False),
                                   encoding="utf-8")
         shutil.copy2(out / "autograder" / master.name, staged / "solutions" / master.name)
-        build_written(staged, assignment_dir=master.parent, questions=questions)
+        build_written(staged, assignment_dir=master.parent, questions=questions, name=name,
+                      title=master_title(master))
         # Replace the previous build only once the new one is complete.
-        for name in ("student", "autograder", "solutions", ZIP_NAME, TEMPLATE_NAME, QUESTIONS_JSON):
-            target = dist / name
+        for part in ("student", "autograder", "solutions", zip_name(name), template_name(name), QUESTIONS_JSON,
+                     ASSIGNMENT_JSON):
+            target = dist / part
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-            (staged / name).rename(target)
+            (staged / part).rename(target)
+        # A dist/ holds one homework: what an earlier build of another one named after itself goes.
+        for stale in [*dist.glob(zip_name("*")), *dist.glob(template_name("*"))]:
+            if stale.name not in (zip_name(name), template_name(name)):
+                stale.unlink()
     return {
         "student": dist / "student" / master.name,
         "autograder": dist / "autograder" / master.name,
-        "zip": dist / ZIP_NAME,
+        "zip": dist / zip_name(name),
         "solutions": dist / "solutions",
-        "template": dist / TEMPLATE_NAME,
+        "template": dist / template_name(name),
         "questions": dist / QUESTIONS_JSON,
     }

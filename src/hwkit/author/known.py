@@ -69,6 +69,24 @@ def replace_definition(nb: nbformat.NotebookNode, name: str, code: str) -> None:
     raise UsageError(f"no top-level definition of {name!r} in the base notebook")
 
 
+def built_notebook(dist: Path, part: str) -> Path:
+    """The notebook otter assign built into ``dist/<part>`` (``autograder``: full credit, ``student``: blank)."""
+    found = sorted((dist / part).glob("*.ipynb"))
+    if len(found) != 1:
+        raise UsageError(f"expected one notebook in {dist / part}, found {len(found)} (run `make assign` first)")
+    return found[0]
+
+
+def reference_namespace(autograder_notebook: Path) -> dict:
+    """Execute the definitions (imports, functions, classes) of the full-credit notebook; return its globals."""
+    nb = nbformat.read(autograder_notebook, as_version=4)
+    kinds = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+    keep = [node for _, node in top_level_nodes(nb, skip_ignored=True) if isinstance(node, kinds)]
+    env: dict = {}
+    exec(compile(ast.Module(keep, type_ignores=[]), "<reference>", "exec"), env)
+    return env
+
+
 def materialise_known(*, spec: Path, dist: Path, points: dict[str, float], baselines: Path | None = None,
                       folder: str = "known") -> list[KnownSubmission]:
     """Write every submission in ``spec`` to ``dist/<folder>/<name>.ipynb``; return them.
@@ -78,9 +96,11 @@ def materialise_known(*, spec: Path, dist: Path, points: dict[str, float], basel
     """
     entries = _entries(spec)
     parents = {e["name"]: e for e in _entries(baselines)} if baselines else {}
-    bases = {"autograder": dist / "autograder" / "vae_hw.ipynb", "student": dist / "student" / "vae_hw.ipynb"}
+    bases = {part: built_notebook(dist, part) for part in ("autograder", "student")}
     out_dir = dist / folder
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.ipynb"):  # entries since removed from the spec, or another homework's
+        old.unlink()
     known, seen = [], set()
     for entry in entries:
         name = entry["name"]

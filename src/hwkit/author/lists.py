@@ -3,7 +3,7 @@ master notebook's questions.
 
 A generated part sits between ``<!-- questions:NAME -->`` and ``<!-- /questions -->`` (invisible in rendered
 Markdown), NAME saying what goes there (see ``PARTS``). The answer key's headings (``### q1a (1 point): ...``,
-``### q1c: ... (2 points)``) and its tables of tests (``| `test_q1c_sizes` | 0.5 | hidden | ...``) get their
+``### q1b: ... (2 points)``) and its tables of tests (``| `test_q1b_values` | 0.5 | hidden | ...``) get their
 points and visibility from the notebook too. ``hwkit lists`` rewrites the tracked files (``make assign``
 runs it first); ``hwkit assign`` fills the copies it builds (student notebook and README, answer key) from
 the notebook it builds, without the markers.
@@ -23,8 +23,9 @@ NOTEBOOK_PART = re.compile(r'(<!-- questions:([a-z-]+) -->)([^"\\<\n]*)(<!-- /qu
 WRITTEN_HEADING = re.compile(r"^(### (q\d+[a-z]) \()[0-9.]+ points?(\).*)$", flags=re.M)
 AUTO_HEADING = re.compile(r"^(### (q\d+[a-z]): .*\()[0-9.]+ points?(\))$", flags=re.M)
 TEST_ROW = re.compile(r"^(\| `(test_\w+)` \| )[0-9.]+( \| )(public |hidden )?", flags=re.M)
-# The tracked files holding generated parts, relative to the repository (the master notebook's parent's parent).
-TRACKED = ("README.md", "solutions/README.md", "assignment/student/README.md", "assignment/vae_hw.ipynb")
+# The tracked files holding generated parts, relative to the homework's folder (the master notebook's parent's
+# parent), besides the master notebooks of its assignment/ folder.
+TRACKED = ("README.md", "solutions/README.md", "assignment/student/README.md")
 ANSWER_KEY = "solutions/README.md"
 
 
@@ -47,12 +48,12 @@ def _auto_table(auto: list[Question]) -> str:
 
 
 PARTS = {
-    "auto": lambda auto, written: ", ".join(q.qid for q in auto),  # q1c, q2b, ...
-    "written": lambda auto, written: ", ".join(q.qid for q in written),  # q1a, q1b, ...
-    "auto-points": lambda auto, written: _g(sum(q.points for q in auto)),  # 18
-    "written-points": lambda auto, written: _g(sum(q.points for q in written)),  # 7
-    "total-points": lambda auto, written: _g(sum(q.points for q in auto + written)),  # 25
-    "written-count": lambda auto, written: str(len(written)),  # 6
+    "auto": lambda auto, written: ", ".join(q.qid for q in auto),  # q1b, q2a, ...
+    "written": lambda auto, written: ", ".join(q.qid for q in written),  # q1a, q2a, ...
+    "auto-points": lambda auto, written: _g(sum(q.points for q in auto)),  # auto-graded points
+    "written-points": lambda auto, written: _g(sum(q.points for q in written)),  # written points
+    "total-points": lambda auto, written: _g(sum(q.points for q in auto + written)),  # all points
+    "written-count": lambda auto, written: str(len(written)),  # pages of the PDF
     # q1a (1 point), q1b (1), ...: the questions to create on Gradescope
     "written-with-points": lambda auto, written: ", ".join(
         f"{q.qid} ({_points(q.points, i == 0)})" for i, q in enumerate(written)),
@@ -106,10 +107,10 @@ def fill_notebook_json(text: str, questions: list[Question]) -> str:
 
 
 def update(root: Path, questions: list[Question], *, check: bool = False) -> list[Path]:
-    """Rewrite the generated parts of the ``TRACKED`` files under ``root``; return those that changed (with
-    ``check``, those that would change, leaving them as they are)."""
+    """Rewrite the generated parts of the ``TRACKED`` files and master notebooks under ``root``; return those
+    that changed (with ``check``, those that would change, leaving them as they are)."""
     stale = []
-    for rel in TRACKED:
+    for rel in (*TRACKED, *sorted(p.relative_to(root).as_posix() for p in (root / "assignment").glob("*.ipynb"))):
         path = root / rel
         if not path.is_file():
             continue

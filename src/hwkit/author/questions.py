@@ -121,7 +121,7 @@ def read_master(master: Path) -> list[Question]:
 def _question(config: dict, prompt: str, test_sources: list[str]) -> Question:
     qid = str(config.get("name", ""))
     if not QUESTION_ID.fullmatch(qid):
-        raise UsageError(f"question {qid!r}: an id is q, a number and a letter (q3b)")
+        raise UsageError(f"question {qid!r}: an id is q, a number and a letter (q1b)")
     if not isinstance(config.get("points"), (int, float)) or isinstance(config.get("points"), bool):
         raise UsageError(f"{qid}: give the question its `points:` (a number) in its BEGIN QUESTION cell")
     written = bool(config.get("manual"))
@@ -138,6 +138,43 @@ def _question(config: dict, prompt: str, test_sources: list[str]) -> Question:
         start = f"**{qid} ({'written' if written else 'code'}, {points:g} point{'s' * (points != 1)}).**"
         raise UsageError(f"{qid}: its prompt must start with {start} (found {prompt[:60]!r})")
     return Question(qid, WRITTEN if written else AUTO, points, prompt, tests)
+
+
+def master_config(master: Path) -> dict:
+    """The master notebook's ``# ASSIGNMENT CONFIG`` (otter assign's settings); UsageError if it has none."""
+    try:
+        cells = json.loads(master.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"cannot read the master notebook {master}: {e}") from None
+    for cell in cells:
+        src = _source(cell).strip()
+        if cell.get("cell_type") == "raw" and src.startswith("# ASSIGNMENT CONFIG"):
+            try:
+                config = yaml.safe_load(src[len("# ASSIGNMENT CONFIG"):]) or {}
+            except yaml.YAMLError as e:
+                raise UsageError(f"{master}: its ASSIGNMENT CONFIG is not YAML: {' '.join(str(e).split())}") from None
+            if isinstance(config, dict):
+                return config
+    raise UsageError(f"{master}: no `# ASSIGNMENT CONFIG` raw cell (otter assign's format)")
+
+
+def master_name(master: Path) -> str:
+    """The assignment's name: otter's ``name:`` in the ASSIGNMENT CONFIG, which must be the notebook's own
+    name (``<name>.ipynb``), since every built file is named after it."""
+    name = str(master_config(master).get("name") or "")
+    if name != master.stem:
+        raise UsageError(f"{master}: its ASSIGNMENT CONFIG says name: {name or '(none)'}; the name must be the "
+                         f"notebook's, {master.stem}")
+    return name
+
+
+def master_title(master: Path) -> str:
+    """The homework's title (the notebook's ``metadata.title``), or its name."""
+    try:
+        title = json.loads(master.read_text(encoding="utf-8")).get("metadata", {}).get("title")
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read the master notebook {master}: {e}") from None
+    return str(title) if title else master.stem
 
 
 def questions_json(questions: list[Question]) -> str:

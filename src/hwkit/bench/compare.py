@@ -22,7 +22,9 @@ from pathlib import Path
 
 from hwkit.grade.cleanup import ONE_THREAD, kill_tree
 from hwkit.errors import UsageError
+from hwkit.author.build import find_autograder
 from hwkit.grade.batch import grade_submissions
+from hwkit.grade.grading import assignment_name
 from hwkit.author.questions import question_points
 from hwkit.grade.runner import scores_from_results
 from hwkit.bench.treesampler import TreeSampler, TreeUsage
@@ -85,7 +87,7 @@ def run_otter_loop(submissions: list[Path], autograder_zip: Path, out: Path) -> 
             (folder / "submission").mkdir(parents=True)
             # Under the assignment's own name: otter run grades a notebook saved under another name with
             # the student's functions missing their imports (4 questions lost on a correct notebook).
-            notebook = folder / "submission" / "vae_hw.ipynb"
+            notebook = folder / "submission" / f"{assignment_name(autograder_zip)}.ipynb"
             shutil.copyfile(nb, notebook)
             t = time.monotonic()
             cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(folder.resolve()),
@@ -161,9 +163,7 @@ def main(*, n: int, jobs: int, dist: Path, out: Path) -> int:
     """Run the benchmark and print its table; 0 if both engines gave the same scores, 1 otherwise."""
     if n < 1 or jobs < 1:
         raise UsageError(f"--n and --jobs must be at least 1, got {n} and {jobs}")
-    autograder_zip = dist / "vae_hw-autograder.zip"
-    if not autograder_zip.is_file():
-        raise UsageError(f"autograder zip not found: {autograder_zip} (run `make assign` first)")
+    autograder_zip = find_autograder(dist)
     folder = out / "bench-submissions"
     submissions = make_submissions(dist / "known", n, folder)
     print(f"bench: {n} submissions from {dist / 'known'}, {os.cpu_count()} cores, load average "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hwkit.grade import cleanup
 from hwkit.sandbox import confine
-from hwkit.author.build import SECRET
+from hwkit.author.build import ASSIGNMENT_JSON, SECRET
 from hwkit.errors import UsageError
 from hwkit.author.questions import auto_points, load_questions, written_points
 from hwkit.grade.results import gradescope_results, written_answers_entry
@@ -76,6 +76,8 @@ class Executor:
     """Grades notebooks against the tests of one autograder zip."""
 
     seed: int | None = None
+    name: str = "submission"  # the assignment's: the notebook is written as <name>.ipynb, as the student saved it
+    grader_only: frozenset[str] = frozenset()  # files/ the autograder keeps from the student's folder
     secret: bytes = b""  # shifts the hidden tests' seeds per submission (see verdict.submission_seed)
 
     def __init__(self, autograder_zip: Path, *, timeout: float = 180.0, cell_timeout: float = 60.0,
@@ -98,7 +100,10 @@ class Executor:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             elif name == "otter_config.json":
-                self.seed = json.loads(data).get("seed")
+                config = json.loads(data)
+                self.seed, self.name = config.get("seed"), str(config.get("assignment_name") or self.name)
+            elif name == ASSIGNMENT_JSON:
+                self.grader_only = frozenset(json.loads(data).get("grader_only") or ())
             elif name == SECRET:
                 self.secret = data
         self.files_dir.mkdir(exist_ok=True)
@@ -233,9 +238,9 @@ class Executor:
         work = tempfile.mkdtemp(prefix="hwkit-sub-")
         claim = None
         try:
-            (Path(work) / "vae_hw.ipynb").write_bytes(notebook)
-            shutil.copytree(self.files_dir, work, dirs_exist_ok=True,
-                            ignore=lambda folder, names: [n for n in names if _grader_only(Path(folder) / n, self.files_dir)])
+            (Path(work) / f"{self.name}.ipynb").write_bytes(notebook)
+            shutil.copytree(self.files_dir, work, dirs_exist_ok=True, ignore=lambda folder, names: [
+                n for n in names if (Path(folder) / n).relative_to(self.files_dir).as_posix() in self.grader_only])
             claim = self._claim_uid()
             uid = claim[0] if claim else None
             if uid is not None:
@@ -254,7 +259,8 @@ class Executor:
         student_end, verdict_end = self._ctx.Pipe(duplex=True)
         report_in, report_out = self._ctx.Pipe(duplex=False)
         student = self._ctx.Process(target=_entry, kwargs=dict(conn=student_end, uid=uid, expose=self._expose,
-            staging=str(self._private / "mnt"), workdir=work, skip_cells=skip, seed=self.seed, mode=self.mode,
+            staging=str(self._private / "mnt"), workdir=work, notebook=f"{self.name}.ipynb", skip_cells=skip,
+            seed=self.seed, mode=self.mode,
             cell_timeout=min(self.cell_timeout, budget), question_timeout=self.question_timeout, memory_mb=self.memory_mb))
         verdict = self._ctx.Process(target=_verdict_entry, kwargs=dict(student=verdict_end, report=report_out,
             tests=self.tests, questions=questions, question_timeout=self.question_timeout,
@@ -293,12 +299,6 @@ class Executor:
         # Only the verdict process's own reports count; an "isolation" event is the student's word and ignored.
         events = [e for e in events if e.get("event") != "isolation"]
         return events, ended, [f"left behind and removed: {', '.join(left_behind + files)[:200]}"] if left_behind or files else []
-
-
-def _grader_only(path: Path, files_dir: Path) -> bool:
-    from hwkit.author.build import GRADER_ONLY
-
-    return path.relative_to(files_dir).as_posix() in GRADER_ONLY
 
 
 def _autograder_files(source: Path):

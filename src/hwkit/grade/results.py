@@ -80,7 +80,7 @@ def validate_results(results: dict) -> None:
 
 
 def question_scores(results: dict) -> dict[str, float]:
-    """Per-question points of a results.json written by gradescope_results (entries named "q3b ...")."""
+    """Per-question points of a results.json written by gradescope_results (entries named "q1b ...")."""
     totals: dict[str, float] = {}
     for t in results.get("tests", []):
         if "score" in t:

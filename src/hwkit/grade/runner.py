@@ -19,8 +19,8 @@ from hwkit.grade.cleanup import ONE_THREAD, kill_tree
 class CaseResult:
     """One test case of one submission, as the grader decided it."""
 
-    question: str  # "q3b"
-    name: str  # "test_q3b_values" (our engine) or "q3b - 2" (otter run names its cases so)
+    question: str  # "q1b"
+    name: str  # "test_q1b_values" (our engine) or "q1b - 2" (otter run names its cases so)
     points: float  # what the case is worth
     hidden: bool
     passed: bool
@@ -58,8 +58,8 @@ _OTTER_ERROR = re.compile(r"Error at line \d+ in test [^\n]*:\n[^\n]*\n[ \t]*([^
 def cases_from_otter(results: dict) -> list[CaseResult]:
     """The failed cases in otter's results.json (otter's own text, read once, where it is made).
 
-    otter writes one entry per question (``"q3b"``) whose ``output`` has a block per case
-    (``"q3b - 2 result:"``), a failed one with ``"Error at line N in test q3b:"``, the failing line of the
+    otter writes one entry per question (``"q1b"``) whose ``output`` has a block per case
+    (``"q1b - 2 result:"``), a failed one with ``"Error at line N in test q1b:"``, the failing line of the
     test and the exception. Its ``"Public Tests"`` entry repeats cases and is skipped.
     """
     found = []
@@ -80,12 +80,15 @@ def cases_from_otter(results: dict) -> list[CaseResult]:
 
 def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunResult:
     """Run ``otter run`` on ``notebook`` in a fresh temporary folder; never raises for bad code."""
+    from hwkit.grade.grading import assignment_name  # grading imports this module
+
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hwkit-") as tmp:
         work = Path(tmp)
         (work / "submission").mkdir()
         (work / "out").mkdir()
-        nb_path = work / "submission" / "vae_hw.ipynb"
+        # Under the assignment's own name, as the student saved it (otter's config names it).
+        nb_path = work / "submission" / f"{assignment_name(autograder_zip)}.ipynb"
         nb_path.write_bytes(notebook)
         log_path = work / "otter.log"
         cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(work / "out"), str(nb_path)]

@@ -27,8 +27,10 @@ def grade_with_docker(paths: list[Path], *, out: Path, otter_zip: Path, jobs: in
         raise UsageError(f"otter's autograder zip not found: {otter_zip} (run `make assign` first)")
     from otter.grade import main as otter_grade
 
+    from hwkit.grade.grading import assignment_name
+
     out.mkdir(parents=True, exist_ok=True)
-    otter_grade(name="vae_hw", paths=[str(p) for p in paths], output_dir=str(out), autograder=str(otter_zip),
+    otter_grade(name=assignment_name(otter_zip), paths=[str(p) for p in paths], output_dir=str(out), autograder=str(otter_zip),
                 containers=jobs, ext="ipynb", timeout=int(timeout))
     points = question_points(otter_zip)
     book = Gradebook(out / "gradebook.csv", list(points), force=True)

@@ -215,7 +215,7 @@ def _run_cell(shell: InteractiveShell, source: str, timeout: float) -> bool:
 
 
 
-def run_submission(*, conn, workdir: str, skip_cells: list[int], seed: int | None, cell_timeout: float,
+def run_submission(*, conn, workdir: str, notebook: str, skip_cells: list[int], seed: int | None, cell_timeout: float,
                    question_timeout: float, memory_mb: int, uid: int | None = None, expose: list[str] = (),
                    staging: str = "", mode: str = "none") -> None:
     """Entry point of the forked process for one submission: the supervisor (never returns normally)."""
@@ -236,7 +236,7 @@ def run_submission(*, conn, workdir: str, skip_cells: list[int], seed: int | Non
 
         set_rlimits(psutil.Process().memory_info().vms + memory_mb * 2**20)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    nb = nbformat.read(Path(workdir) / "vae_hw.ipynb", as_version=4)
+    nb = nbformat.read(Path(workdir) / notebook, as_version=4)
     confine(mode=mode, uid=uid, workdir=workdir, expose=list(expose), staging=Path(staging))
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     runner = os.fork()

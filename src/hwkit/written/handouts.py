@@ -14,26 +14,42 @@ from hwkit.author.lists import fill
 from hwkit.author.questions import Question, written_points
 from hwkit.written import student
 
-STUDENT_MODULE = "vae_hw_written.py"
-TEMPLATE_NAME = "vae_hw-written-template.pdf"
-# The line of student.py the shipped copy gets the written questions on (the module does not import the toolkit).
-WRITTEN_LINE = re.compile(r"^WRITTEN: tuple\[str, \.\.\.\] = \(\)$", flags=re.M)
+# The lines of student.py the shipped copy gets its values on (the module does not import the toolkit).
+FILLED = ('WRITTEN: tuple[str, ...] = ()', 'NAME = ""', 'TITLE = ""')
 
 
-def student_module(written: list[str]) -> str:
-    """The source of ``vae_hw_written.py``: ``student.py`` with the written questions, in page order, in it."""
-    source, n = WRITTEN_LINE.subn(f"WRITTEN: tuple[str, ...] = {tuple(written)!r}",
-                                  Path(student.__file__).read_text(encoding="utf-8"))
-    if n != 1:
-        raise UsageError(f"{student.__file__}: expected one line `WRITTEN: tuple[str, ...] = ()` to fill in")
+def student_module_name(name: str) -> str:
+    """The file name of the PDF module shipped beside the notebook of the assignment ``name``."""
+    return f"{name}_written.py"
+
+
+def template_name(name: str) -> str:
+    """The Gradescope template of the written answers of the assignment ``name``."""
+    return f"{name}-written-template.pdf"
+
+
+def solutions_names(name: str) -> tuple[str, str]:
+    """The reference solutions handed out after the deadline: (HTML page, PDF)."""
+    return f"{name}-solutions.html", f"{name}-solutions.pdf"
+
+
+def student_module(written: list[str], name: str, title: str) -> str:
+    """The source of ``<name>_written.py``: ``student.py`` with the written questions, in page order, the
+    assignment's name and the homework's title in it."""
+    source = Path(student.__file__).read_text(encoding="utf-8")
+    values = (f"WRITTEN: tuple[str, ...] = {tuple(written)!r}", f"NAME = {name!r}", f"TITLE = {title!r}")
+    for line, value in zip(FILLED, values):
+        source, n = re.subn(f"^{re.escape(line)}$", lambda m: value, source, flags=re.M)
+        if n != 1:
+            raise UsageError(f"{student.__file__}: expected one line `{line}` to fill in")
     return source
 
 
-def add_student_files(student_dir: Path, extra: Path, questions: list[Question]) -> None:
+def add_student_files(student_dir: Path, extra: Path, questions: list[Question], name: str, title: str) -> None:
     """Put the PDF module, the pinned requirements and the README (its lists filled in) beside the student
     notebook."""
     written = list(written_points(questions))
-    (student_dir / STUDENT_MODULE).write_text(student_module(written), encoding="utf-8")
+    (student_dir / student_module_name(name)).write_text(student_module(written, name, title), encoding="utf-8")
     for path in sorted(extra.iterdir()):
         if path.suffix == ".md":
             (student_dir / path.name).write_text(fill(path.read_text(encoding="utf-8"), questions, keep_marks=False),
@@ -42,10 +58,10 @@ def add_student_files(student_dir: Path, extra: Path, questions: list[Question])
             shutil.copy2(path, student_dir / path.name)
 
 
-def write_template(student_notebook: Path, out: Path, written: list[str]) -> list[int]:
+def write_template(student_notebook: Path, out: Path, written: list[str], title: str) -> list[int]:
     """The Gradescope template: every page of the student's PDF, with the answers left blank."""
     nb = json.loads(student_notebook.read_text(encoding="utf-8"))
-    return student.written_pdf(nb, out, template=True, written=written)
+    return student.written_pdf(nb, out, template=True, written=written, title=title)
 
 
 def reference_notebook(autograder_notebook: Path) -> dict:
@@ -75,27 +91,28 @@ def _pandoc(args: list[str], source: Path) -> str:
     return proc.stdout
 
 
-def render_solutions(autograder_notebook: Path, out_dir: Path) -> tuple[Path, Path]:
-    """``vae_hw-solutions.html`` (MathML, no script or CDN) and ``vae_hw-solutions.pdf`` of the reference."""
+def render_solutions(autograder_notebook: Path, out_dir: Path, title: str) -> tuple[Path, Path]:
+    """``<name>-solutions.html`` (MathML, no script or CDN) and ``<name>-solutions.pdf`` of the reference."""
     import typst
 
-    title = ["--metadata", "title=VAE homework: reference solutions"]
+    html_name, pdf_name = solutions_names(autograder_notebook.stem)
+    title = ["--metadata", f"title={title}: reference solutions"]
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "vae_hw.ipynb"
+        source = Path(tmp) / autograder_notebook.name
         source.write_text(json.dumps(reference_notebook(autograder_notebook)), encoding="utf-8")
-        html = out_dir / "vae_hw-solutions.html"
+        html = out_dir / html_name
         html.write_text(_pandoc(["-t", "html5", "--standalone", "--mathml", *title], source), encoding="utf-8")
         typ = Path(tmp) / "main.typ"
         markup = _pandoc(["-t", "typst", "--standalone", *title, "-V", "papersize=us-letter"], source)
         typ.write_text(student.fix_math(markup), encoding="utf-8")
-        pdf = out_dir / "vae_hw-solutions.pdf"
+        pdf = out_dir / pdf_name
         pdf.write_bytes(typst.compile(str(typ), root=tmp, format="pdf"))
     return html, pdf
 
 
-def build_written(staged: Path, *, assignment_dir: Path, questions: list[Question]) -> None:
+def build_written(staged: Path, *, assignment_dir: Path, questions: list[Question], name: str, title: str) -> None:
     """Add the written half to a staged ``dist/``: student files, template, solution handouts."""
-    add_student_files(staged / "student", assignment_dir / "student", questions)
-    write_template(staged / "student" / "vae_hw.ipynb", staged / TEMPLATE_NAME,
-                   list(written_points(questions)))
-    render_solutions(staged / "autograder" / "vae_hw.ipynb", staged / "solutions")
+    add_student_files(staged / "student", assignment_dir / "student", questions, name, title)
+    write_template(staged / "student" / f"{name}.ipynb", staged / template_name(name),
+                   list(written_points(questions)), title)
+    render_solutions(staged / "autograder" / f"{name}.ipynb", staged / "solutions", title)

@@ -1,6 +1,6 @@
-"""The written half of the VAE homework's export: find the answers, warn about missing ones, make the PDF.
+"""The written half of a homework's export: find the answers, warn about missing ones, make the PDF.
 
-Ships beside the student notebook as ``vae_hw_written.py``; needs only the standard library,
+Ships beside the student notebook as ``<name>_written.py``; needs only the standard library,
 ``pypandoc-binary`` (Markdown and TeX math to Typst) and ``typst`` and ``pypdf`` (the PDF). No LaTeX, no
 browser. Page k holds written question k; an answer longer than a page continues after the last
 question's page, so the first pages are always the same questions (see the README).
@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-# The written questions, in page order. The build writes them here, from the master notebook, in the copy it
-# ships (vae_hw_written.py); the toolkit's own copy leaves this empty and passes the list it grades with.
+# The written questions, in page order, the assignment's name and the homework's title. The build writes them
+# here, from the master notebook, in the copy it ships (<name>_written.py); the toolkit's own copy leaves them
+# empty and passes the list it grades with and the title.
 WRITTEN: tuple[str, ...] = ()
+NAME = ""
+TITLE = ""
 PLACEHOLDER = "_Type your answer here, replacing this text._"
 NO_ANSWER = "(no answer)"
-PDF_NAME = "vae_hw-written.pdf"
+PDF_NAME = f"{NAME or 'homework'}-written.pdf"
 ANSWER_TAGS = {"otter_answer_cell", "otter_assign_solution_cell"}  # the student's, the reference's
 PROMPT = re.compile(r"\*\*(q\d+[a-z]) \(([a-z ]+)[,)]")
 MARKER = re.compile(r"<!--\s*(BEGIN|END) QUESTION\s*-->")
@@ -222,13 +225,22 @@ def _is_attr(x) -> bool:
 
 
 def _typst_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string literal is a valid Typst string literal
+    # A JSON string literal is a valid Typst string literal, once its \uXXXX escapes (control characters and,
+    # by default, all non-ASCII) are avoided: Typst spells them \u{XXXX}.
+    return json.dumps("".join(c for c in text if c.isprintable() or c in "\n\t"), ensure_ascii=False)
 
 
-PREAMBLE = """#set document(title: "VAE homework: written answers")
+def notebook_title(nb: dict) -> str:
+    """The notebook's ``metadata.title`` (set in the master notebook), as one short line; empty if none."""
+    metadata = nb.get("metadata") if isinstance(nb, dict) else None
+    title = metadata.get("title") if isinstance(metadata, dict) else None
+    return " ".join(title.split())[:80] if isinstance(title, str) else ""
+
+
+PREAMBLE = """#set document(title: running-title)
 #let horizontalrule = line(start: (25%,0%), end: (75%,0%))
 #set page(paper: "us-letter", margin: (x: 2cm, top: 2.2cm, bottom: 2cm),
-  header: context [#set text(9pt, fill: gray); VAE homework: written answers #h(1fr) #QID
+  header: context [#set text(9pt, fill: gray); #running-title #h(1fr) #QID
     #if counter(page).get().first() > 1 [(continued)]],
   footer: context [#set text(9pt, fill: gray); #QID
     #if counter(page).final().first() > 1 [part #counter(page).display() of #counter(page).final().first()]
@@ -240,9 +252,11 @@ PREAMBLE = """#set document(title: "VAE homework: written answers")
 
 
 def question_source(q: Question | None, qid: str, workdir: Path, *, template: bool, cont: str,
-                    use_images: bool = True, math: bool = True, folder: Path | None = None) -> str:
+                    use_images: bool = True, math: bool = True, folder: Path | None = None, title: str = "") -> str:
     """The Typst source of one question's pages: heading, prompt, answer (or the blank of the template)."""
-    head = PREAMBLE.replace("#QID", "#" + _typst_string(qid)).replace("#CONT", "#" + _typst_string(cont))
+    running = _typst_string(f"{title or NAME or 'Homework'}: written answers")
+    head = f"#let running-title = {running}\n" + PREAMBLE.replace("#QID", "#" + _typst_string(qid)).replace(
+        "#CONT", "#" + _typst_string(cont))
     prompt = _pandoc_typst(to_ast(q.prompt, None, math=math)) if q and q.prompt else "(prompt not found in the notebook)"
     body = f"= {qid}\n\n{prompt}\n\n#line(length: 100%, stroke: 0.5pt + gray)\n*Answer*\n\n"
     if template:
@@ -287,21 +301,22 @@ def _compile(source: str, workdir: Path) -> bytes:
     return typst.compile(str(workdir / "main.typ"), root=str(workdir), format="pdf")
 
 
-def _render_question(q: Question | None, qid: str, workdir: Path, template: bool, cont: str, folder) -> bytes:
+def _render_question(q: Question | None, qid: str, workdir: Path, template: bool, cont: str, folder,
+                     title: str = "") -> bytes:
     """One question's PDF; what Typst refuses is shown verbatim instead (images, then math, then all)."""
     for use_images, math in ((True, True), (True, _math_compiles), (False, _math_compiles), (False, False)):
         try:
             return _compile(question_source(q, qid, workdir, template=template, cont=cont, use_images=use_images,
-                                            math=math, folder=folder), workdir)
+                                            math=math, folder=folder, title=title), workdir)
         except Exception:  # Typst's compile errors have no public class
             continue
     verbatim = Question(qid, "written", "", ["```\n" + (q.text if q else "").replace("`", "'") + "\n```"])
     return _compile(question_source(verbatim, qid, workdir, template=False, cont=cont, use_images=False,
-                                    math=False), workdir)
+                                    math=False, title=title), workdir)
 
 
 def written_pdf(nb: dict, out: Path, *, template: bool = False, folder: Path | None = None,
-                written: Sequence[str] | None = None) -> list[int]:
+                written: Sequence[str] | None = None, title: str = "") -> list[int]:
     """Write the PDF of the written answers to ``out``; return the number of pages of each question.
 
     Page k starts written question k (``written_ids``); extra pages of a long answer follow the last
@@ -313,11 +328,12 @@ def written_pdf(nb: dict, out: Path, *, template: bool = False, folder: Path | N
 
     questions = read_questions(nb)
     order = written_ids(questions, written)
-    with tempfile.TemporaryDirectory(prefix="vae_hw_written-") as tmp:
+    title = title or TITLE or notebook_title(nb)
+    with tempfile.TemporaryDirectory(prefix="written-") as tmp:
         def render(qid: str, cont: str) -> PdfReader:
             workdir = Path(tmp) / qid
             workdir.mkdir(exist_ok=True)
-            return PdfReader(BytesIO(_render_question(questions.get(qid), qid, workdir, template, cont, folder)))
+            return PdfReader(BytesIO(_render_question(questions.get(qid), qid, workdir, template, cont, folder, title)))
 
         parts = {qid: render(qid, "") for qid in order}
         next_page = len(order) + 1
@@ -340,7 +356,7 @@ def written_pdf(nb: dict, out: Path, *, template: bool = False, folder: Path | N
     return [len(parts[qid].pages) for qid in order]
 
 
-def export_written(notebook: str = "vae_hw.ipynb", out: str = PDF_NAME) -> list[str]:
+def export_written(notebook: str = f"{NAME or 'homework'}.ipynb", out: str = PDF_NAME) -> list[str]:
     """The export cell's first step: warn about unanswered questions, then write the written answers' PDF.
 
     Never raises: a problem is printed, and the zip is still made by the next line of the cell.
@@ -367,5 +383,5 @@ def export_written(notebook: str = "vae_hw.ipynb", out: str = PDF_NAME) -> list[
     return missing
 
 
-if __name__ == "__main__":  # python vae_hw_written.py [notebook] [out.pdf]
+if __name__ == "__main__":  # python <name>_written.py [notebook] [out.pdf]
     export_written(*sys.argv[1:3])

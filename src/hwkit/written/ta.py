@@ -35,6 +35,7 @@ class Written:
     auto: dict[str, float]  # the auto-graded questions' points
     jobs: int
     assignment: str  # its name: a zip holding several notebooks is read for <assignment>.ipynb
+    title: str = ""  # the homework's title, in the PDFs' running header
 
 
 def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: Path, jobs: int = 1,
@@ -45,6 +46,7 @@ def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: P
     None when there is no build to work from (no answer key or no readable autograder zip): grading then
     reports what is missing.
     """
+    from hwkit.author.build import read_about
     from hwkit.grade.grading import assignment_name
 
     try:
@@ -61,7 +63,8 @@ def prepare(paths: list[Path], out: Path, *, answer_key: Path, autograder_zip: P
     auto = auto_points(questions)
     sheet.strip_written(out / "gradebook.csv", auto, list(full))
     prompts = {q.qid: q.prompt for q in questions}
-    return Written(out, submissions, rubrics, points, prompts, auto, max(1, jobs), assignment)
+    title = str(read_about(autograder_zip).get("title") or assignment)
+    return Written(out, submissions, rubrics, points, prompts, auto, max(1, jobs), assignment, title)
 
 
 def _answers(path: Path, assignment: str) -> dict[str, Question]:
@@ -88,7 +91,7 @@ def own_pdf(path: Path) -> bool:
     return any(p.suffix.lower() == ".pdf" and p.name.startswith(path.stem) for p in path.parent.iterdir())
 
 
-def _pdf(nb_path: Path, target: Path, written: list[str], again: bool, assignment: str) -> None:
+def _pdf(nb_path: Path, target: Path, written: list[str], again: bool, assignment: str, title: str) -> None:
     if not again and target.exists() and target.stat().st_mtime >= nb_path.stat().st_mtime:
         return  # made from this very file, with these questions, on an earlier run
     try:
@@ -96,7 +99,7 @@ def _pdf(nb_path: Path, target: Path, written: list[str], again: bool, assignmen
     except (Ungradable, ValueError):
         nb = {"cells": []}
     try:
-        written_pdf(nb, target, written=written)
+        written_pdf(nb, target, written=written, title=title)
     except Exception as e:  # one notebook's PDF must not stop the others, nor the pages
         print(f"hwkit: no PDF for {nb_path}: {type(e).__name__}: {e}", file=sys.stderr)
 
@@ -118,7 +121,8 @@ def finish(written: Written | None, rows: list[dict[str, str]]) -> tuple[list[di
     stamp = folder / "pdf" / ".questions"  # the written questions the PDFs there have pages for
     again = not stamp.is_file() or stamp.read_text(encoding="utf-8").split() != order
     with ThreadPoolExecutor(max_workers=written.jobs) as pool:
-        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]], order, again, written.assignment), needs_pdf))
+        list(pool.map(lambda np: _pdf(np[1], folder / links[np[0]], order, again, written.assignment,
+                                        written.title), needs_pdf))
     stamp.write_text(" ".join(order) + "\n", encoding="utf-8")
     for q, rubric in written.rubrics.items():
         prompt = markdown_html(written.prompts.get(q, ""))

@@ -1,22 +1,26 @@
-"""`hwkit calibrate`: the held-out reconstruction error that the hidden training test sees, over many seeds.
+"""`make calibrate`: the held-out reconstruction error that the VAE homework's hidden training test sees, over
+many seeds.
 
 Runs the hidden test ``test_q6a_learns`` from the autograder zip on the reference solutions, with
 every ``torch.manual_seed`` call shifted per run (as each submission's are), and records the
 held-out reconstruction error it compares with its threshold.
+
+    python assignment/calibrate.py [--runs 20] [--dist dist]
 """
 
 from __future__ import annotations
 
-import ast
+import argparse
 import os
 import re
 import statistics
+import sys
 import zipfile
 from pathlib import Path
 
-import nbformat
-
-from hwkit.author.known import top_level_nodes
+from hwkit.author.build import find_autograder
+from hwkit.author.known import reference_namespace
+from hwkit.errors import UsageError
 from hwkit.grade.verdict import shifted_seeds
 
 TESTS = {"q6a": "test_q6a_learns"}
@@ -32,16 +36,6 @@ class _Recorder:
     def __gt__(self, other: float) -> bool:
         self.values.append(float(other))
         return True
-
-
-def reference_namespace(autograder_notebook: Path) -> dict:
-    """Execute the definitions (imports, functions, classes) of the full-credit notebook."""
-    nb = nbformat.read(autograder_notebook, as_version=4)
-    kinds = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
-    keep = [node for _, node in top_level_nodes(nb, skip_ignored=True) if isinstance(node, kinds)]
-    env: dict = {}
-    exec(compile(ast.Module(keep, type_ignores=[]), "<reference>", "exec"), env)
-    return env
 
 
 def calibrate(*, autograder_zip: Path, autograder_dir: Path, runs: int) -> dict[str, tuple[float, list[float]]]:
@@ -78,3 +72,22 @@ def format_report(results: dict[str, tuple[float, list[float]]]) -> str:
         lines.append(f"| {TESTS[q]} | {threshold:.1f} | {len(values)} | {statistics.median(values):.2f} | "
                      f"{min(values):.2f} | {max(values):.2f} | {threshold - max(values):.2f} |")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="held-out NELBO of the reference in the hidden training tests, over seeds")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--dist", type=Path, default=Path("dist"))
+    args = parser.parse_args(argv)
+    try:
+        results = calibrate(autograder_zip=find_autograder(args.dist), autograder_dir=args.dist / "autograder",
+                            runs=args.runs)
+    except UsageError as e:
+        print(f"calibrate: error: {e}", file=sys.stderr)
+        return 2
+    print(format_report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
