@@ -73,5 +73,7 @@ pictures: ## redraw docs/ from make grade's output (needs pdftoppm and chromium)
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,900 \
 		--screenshot=docs/written-ta-page.png "file://$(abspath $(OUT))/written/q3a.html" 2>/dev/null
 
-clean: ## remove DIST (dist/; keeps .venv)
+clean: ## remove DIST (dist/; keeps .venv), if it is a build folder
+	@test ! -e "$(DIST)" || test -e "$(DIST)/.hwkit-dist" || test -e "$(DIST)/questions.json" || test -z "$$(ls -A "$(DIST)")" \
+		|| { echo "make: $(DIST) is not a build folder (no .hwkit-dist): not removed" >&2; exit 2; }
 	rm -rf "$(DIST)"

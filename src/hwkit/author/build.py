@@ -14,11 +14,12 @@ from pathlib import Path
 from hwkit.errors import UsageError
 from hwkit.author.lint import check_notebook
 from hwkit.author.lists import fill_answer_key, fill_built_notebook
-from hwkit.author.questions import (QUESTIONS_JSON, Question, master_config, master_name, master_title,
-                                    questions_json, read_master)
+from hwkit.author.questions import (QUESTIONS_JSON, Question, check_name_references, master_config, master_name,
+                                    master_title, questions_json, read_master)
 from hwkit.written.handouts import build_written, template_name
 
 ASSIGNMENT_JSON = "assignment.json"  # in dist/ and the zip: the title and the grader-only files
+MARKER = ".hwkit-dist"  # in a build folder: what a build may replace or delete there is its own
 TOOLKIT_AUTOGRADER = Path(__file__).resolve().parents[3] / "autograder"  # the checkout's Gradescope files
 
 
@@ -83,6 +84,18 @@ def otter_zip_with_cpu_torch(otter_zip: Path, target: Path, questions: list[Ques
                      zipfile.ZIP_DEFLATED)
 
 
+def claim_dist(dist: Path) -> None:
+    """Make ``dist`` a build folder: a new or empty folder, or an earlier build's (its marker, or the
+    ``questions.json`` of a build from before the marker); UsageError for any other, since a build replaces
+    ``student/``, ``autograder/``, ``solutions/`` and ``known/`` there and deletes other builds' zips."""
+    if dist.exists() and not (dist.is_dir() and ((dist / MARKER).exists() or (dist / QUESTIONS_JSON).is_file()
+                                                 or not any(dist.iterdir()))):
+        raise UsageError(f"{dist} is not a build folder (it holds other files and no {MARKER}): nothing built; "
+                         "give DIST= a new folder or an earlier build's")
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / MARKER).touch()
+
+
 def read_about(autograder: Path) -> dict:
     """``assignment.json`` of an autograder (its zip or its unpacked folder); empty if it has none."""
     try:
@@ -107,6 +120,7 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path, autograder_di
     if not master.is_file():
         raise UsageError(f"master notebook not found: {master}")
     name = master_name(master)
+    check_name_references(master, name)
     questions = read_master(master)
     if autograder_dir is None:
         own = master.parent.parent / "autograder"
@@ -118,7 +132,7 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path, autograder_di
     if violations:
         raise UsageError(f"{master}: {len(violations)} test(s) break the test contract (see README, Editing the homework): "
                          + "; ".join(map(str, violations)))
-    dist.mkdir(parents=True, exist_ok=True)
+    claim_dist(dist)
     with tempfile.TemporaryDirectory(dir=dist, prefix=".assign-") as tmp:
         out = Path(tmp) / "out"
         # The config's `requirements: ../autograder/requirements.txt` is relative to the notebook: lay the

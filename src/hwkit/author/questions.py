@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from hwkit.errors import UsageError
+from hwkit.text import one_line
 
 AUTO, WRITTEN = "auto", "written"
 QUESTIONS_JSON = "questions.json"
@@ -158,14 +159,41 @@ def master_config(master: Path) -> dict:
     raise UsageError(f"{master}: no `# ASSIGNMENT CONFIG` raw cell (otter assign's format)")
 
 
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # the student's last cell imports <name>_written
+# Where the master notebook's code names its own notebook and the shipped PDF module.
+NAME_REFERENCES = (re.compile(r"""\bNotebook\(\s*["']([^"']*)["']"""), re.compile(r"""\bexport_written\(\s*["']([^"']*)["']"""),
+                   re.compile(r"^\s*(?:from|import)\s+(\w+)_written\b", flags=re.M))
+
+
 def master_name(master: Path) -> str:
     """The assignment's name: otter's ``name:`` in the ASSIGNMENT CONFIG, which must be the notebook's own
-    name (``<name>.ipynb``), since every built file is named after it."""
+    name (``<name>.ipynb``), since every built file is named after it, and a Python module name (ASCII
+    letters, 0-9 and ``_``, not starting with 0-9, at most 100), since the student notebook imports ``<name>_written``."""
     name = str(master_config(master).get("name") or "")
     if name != master.stem:
         raise UsageError(f"{master}: its ASSIGNMENT CONFIG says name: {name or '(none)'}; the name must be the "
                          f"notebook's, {master.stem}")
+    if not NAME.fullmatch(name):
+        raise UsageError(f"{master}: the name {one_line(name, 60)!r} is not usable: a name is ASCII letters, 0-9 "
+                         "and _, not starting with 0-9, at most 100 (the student notebook imports <name>_written)")
     return name
+
+
+def check_name_references(master: Path, name: str) -> None:
+    """UsageError if a code cell of the master notebook names another notebook (``otter.Notebook("x.ipynb")``,
+    ``export_written("x.ipynb")``) or PDF module (``from x_written import``) than the assignment's own."""
+    cells = json.loads(master.read_text(encoding="utf-8"))["cells"]
+    for index, cell in enumerate(cells, 1):
+        if cell.get("cell_type") != "code":
+            continue
+        src = _source(cell)
+        for pattern, own in zip(NAME_REFERENCES, (f"{name}.ipynb", f"{name}.ipynb", name)):
+            for found in pattern.findall(src):
+                if found != own:
+                    shown = found if own != name else f"{found}_written"
+                    want = own if own != name else f"{name}_written"
+                    raise UsageError(f"{master}: code cell {index} names {one_line(shown, 60)!r}, not {want!r}: "
+                                     f"every reference to the notebook and its PDF module must use the name {name}")
 
 
 def master_title(master: Path) -> str:

@@ -88,7 +88,8 @@ def read_notebook(path: Path, assignment: str) -> bytes:
             raise Ungradable(f"your submission holds several notebooks: upload only {assignment}.ipynb")
         path = (preferred or notebooks)[0]
     raw = notebook_bytes(path, assignment)
-    name = json.loads(raw).get("metadata", {}).get("otter", {}).get("assignment_name")
+    otter = json.loads(raw).get("metadata", {}).get("otter")  # the student's data: any JSON value
+    name = otter.get("assignment_name") if isinstance(otter, dict) else None
     if name not in (None, assignment):
         raise Ungradable(f"this notebook belongs to another assignment ({one_line(name, 60)!r}), not {assignment}")
     return raw

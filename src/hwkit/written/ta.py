@@ -16,7 +16,8 @@ from pathlib import Path
 
 from hwkit.author.questions import auto_points, load_questions, written_points
 from hwkit.grade.shards import Shard, select
-from hwkit.grade.submissions import Ungradable, find_submissions, notebook_bytes
+from hwkit.grade.submissions import SUFFIXES, Ungradable, find_submissions, notebook_bytes
+from hwkit.text import short_hash
 from hwkit.written import scores as sheet
 from hwkit.written.pages import index_page, markdown_html, question_page
 from hwkit.written.rubric import Rubric, read_rubrics
@@ -75,8 +76,10 @@ def _answers(path: Path, assignment: str) -> dict[str, Question]:
 
 
 def file_name(name: str) -> str:
-    """A submission's name as one file name (folders flattened), as in feedback/."""
-    return re.sub(r"[^\w.-]+", "_", name)[:120] or "submission"
+    """A submission's name as one file name (folders flattened): the name itself where it is one, else the
+    name made safe plus a hash of the exact name (``alice smith`` and ``alice_smith`` get a PDF each)."""
+    slug = re.sub(r"[^\w.-]+", "_", name)[:120] or "submission"
+    return slug if slug == name else f"{slug}-{short_hash(name)}"
 
 
 def own_pdf(path: Path) -> bool:
@@ -88,7 +91,12 @@ def own_pdf(path: Path) -> bool:
                     return True
         except (zipfile.BadZipFile, OSError):
             return False
-    return any(p.suffix.lower() == ".pdf" and p.name.startswith(path.stem) for p in path.parent.iterdir())
+    # A PDF beside belongs to the submission whose name it starts with longest (bobby-written.pdf is bobby's,
+    # not bob's).
+    beside = list(path.parent.iterdir())
+    stems = [p.stem for p in beside if p.suffix.lower() in SUFFIXES]
+    return any(p.suffix.lower() == ".pdf" and p.name.startswith(path.stem)
+               and max((s for s in stems if p.name.startswith(s)), key=len) == path.stem for p in beside)
 
 
 def _pdf(nb_path: Path, target: Path, written: list[str], again: bool, assignment: str, title: str) -> None:
