@@ -71,20 +71,42 @@ def graded_known(graded_known_dir: Path) -> dict[str, dict[str, str]]:
         return {row["submission"]: row for row in csv.DictReader(f)}
 
 
+def definitions(path: Path) -> dict[str, str]:
+    """A notebook's top-level definitions (functions, classes, assignments): name -> source."""
+    import ast
+
+    import nbformat
+
+    from hwkit.author.known import top_level_nodes
+
+    found = {}
+    for _, node in top_level_nodes(nbformat.read(path, as_version=4)):
+        names = [getattr(node, "name", None)] + [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        found.update({n: ast.unparse(node) for n in names if n})
+    return found
+
+
 def otter_sample(known) -> list:
-    """The known submissions otter run grades too: both bases, every question's mistakes (two each, its first and
-    last), and one correct variant of each answer that has some (``correct-<answer>-...``)."""
+    """The known submissions otter run grades too: both bases; for every question one mistake of each kind the
+    corpus has for it (losing all of the question's points, losing part of them), the first in the corpus; and
+    correct variants that together change every answer some correct variant changes (taken in turn, each one that
+    changes an answer not yet covered)."""
     names = ["full-credit", "blank"]
-    mistakes: dict[str, list[str]] = {}
-    variants: dict[str, str] = {}
+    kinds: dict[tuple[str, bool], str] = {}
+    for k in known:
+        q = k.name.split("-")[0]
+        if not k.name.startswith("correct-") and k.name not in names and q in k.expected:
+            kinds.setdefault((q, k.expected[q] == 0), k.name)
+    names += kinds.values()
+    reference = definitions(next(k for k in known if k.name == "full-credit").path)
+    covered: set[str] = set()
     for k in known:
         if k.name.startswith("correct-"):
-            variants.setdefault(k.name.split("-")[1], k.name)
-        elif k.name not in names:
-            mistakes.setdefault(k.name.split("-")[0], []).append(k.name)
-    for found in mistakes.values():
-        names += dict.fromkeys([found[0], found[-1]])
-    names += variants.values()
+            defs = definitions(k.path)
+            changed = {n for n in defs.keys() | reference.keys() if defs.get(n) != reference.get(n)}
+            if changed - covered:
+                names.append(k.name)
+                covered |= changed
     return [k for k in known if k.name in names]
 
 

@@ -73,17 +73,6 @@ def test_gradescope_without_namespaces_confines_by_landlock(dist, tmp_path):
 
 
 @pytest.mark.slow
-def test_gradescope_with_namespaces_says_so(dist, tmp_path):
-    """Where the machine allows namespaces, does results.json name that mode?"""
-    proc = subprocess.run([sys.executable, "-m", "hwkit", "gradescope-check", str(dist / "known" / "full-credit.ipynb"),
-                           "-o", str(tmp_path / "gs"), "--autograder", str(dist / "vae_hw-autograder.zip")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    results = json.loads((tmp_path / "gs" / "results.json").read_text())
-    assert results["extra_data"]["confinement"] == "namespaces" and results["score"] == 18
-
-
-@pytest.mark.slow
 def test_no_confinement_at_all_refuses_without_insecure(dist, tmp_path):
     """Without namespaces and without Landlock, does grade refuse in one line naming what is unprotected,
     and grade, saying `confinement: none`, only with --insecure?"""

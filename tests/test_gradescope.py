@@ -17,9 +17,11 @@ from hwkit.grade.results import question_scores, validate_results
 
 @pytest.mark.slow
 def test_full_credit_and_blank(dist, autograder_zip, points, tmp_path):
-    """Through the zip's run_autograder, does full credit get every point and the blank notebook none?"""
+    """Through the zip's run_autograder, does full credit get every point and the blank notebook none, and does
+    results.json name the confinement (namespaces, where the machine allows them, as here)?"""
     full = check(dist / "known" / "full-credit.ipynb", autograder_zip=autograder_zip, out=tmp_path / "full")
     assert full["score"] == sum(points.values()) and question_scores(full) == points
+    assert full["extra_data"]["confinement"] == "namespaces", full.get("extra_data")
     assert (tmp_path / "full" / "stdout").read_text().strip()
     blank = check(dist / "known" / "blank.ipynb", autograder_zip=autograder_zip, out=tmp_path / "blank")
     assert blank["score"] == 0

@@ -29,7 +29,6 @@ import yaml
 from hostile_files import BUILDERS
 from seccomp_filters import DENY_UNSHARE_EXEC
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CASES = yaml.safe_load((Path(__file__).parent / "hostile" / "cases.yaml").read_text())
 # the three normal submissions: name -> (known submission, its total as solutions/known_submissions.yaml says)
@@ -243,6 +242,7 @@ def mode(dist) -> str:
     return grader_mode(dist)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("number", sorted({c["batch"] for c in CASES}))
 def test_hostile_batch_as_root_or_current_user(number, dist, points, mode, tmp_path):
     """Does each hostile file get a row of its own, while the others keep their scores and nothing remains?"""
@@ -250,10 +250,11 @@ def test_hostile_batch_as_root_or_current_user(number, dist, points, mode, tmp_p
     check_batch(run_batch(cases, dist, tmp_path), cases, points, mode)
 
 
-@pytest.mark.parametrize("number", [2, 3])
-def test_hostile_batch_without_namespaces(number, dist, points, tmp_path):
-    """Where unshare is refused (Docker's default profile), do Landlock and seccomp hold the same line?"""
-    cases = [c for c in CASES if c["batch"] == number]
+@pytest.mark.slow
+def test_hostile_batch_without_namespaces(dist, points, tmp_path):
+    """Where unshare is refused (Docker's default profile), do Landlock and seccomp hold the same line?
+    (Batches 2 and 3 graded together, with the same three normal submissions.)"""
+    cases = [c for c in CASES if c["batch"] in (2, 3)]
     check_batch(run_batch(cases, dist, tmp_path, deny_unshare=True), cases, points, "landlock")
 
 
@@ -280,10 +281,12 @@ def unprivileged_user() -> str:
     return USER
 
 
-@pytest.mark.parametrize("number, deny_unshare", [(2, False), (3, False), (3, True)])
-def test_hostile_batch_as_an_unprivileged_user(number, deny_unshare, dist, points, unprivileged_user, monkeypatch):
+@pytest.mark.slow
+@pytest.mark.parametrize("numbers, deny_unshare", [((2, 3), False), ((3,), True)])
+def test_hostile_batch_as_an_unprivileged_user(numbers, deny_unshare, dist, points, unprivileged_user, monkeypatch):
     """Started by an ordinary user: the hidden tests stay unreadable, gradebook.csv is left alone after the
-    grader exits (watched DETACHED_WAIT seconds), and the rest holds as for root."""
+    grader exits (watched DETACHED_WAIT seconds), and the rest holds as for root. (With namespaces, batches 2 and 3
+    graded together, with the same three normal submissions.)"""
     python = "/usr/bin/python3.11"  # this venv's interpreter lives under /root, out of the user's reach
     if not Path(python).exists():
         pytest.skip("no system Python 3.11 for the unprivileged user")
@@ -295,7 +298,7 @@ def test_hostile_batch_as_an_unprivileged_user(number, deny_unshare, dist, point
     site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(ROOT / "src")]))
     try:
-        cases = [c for c in CASES if c["batch"] == number]
+        cases = [c for c in CASES if c["batch"] in numbers]
         batch = run_batch(cases, dist, tmp / "b", user=unprivileged_user, env_python=[python], deny_unshare=deny_unshare)
         check_batch(batch, cases, points, "landlock" if deny_unshare else "namespaces")
     finally:

@@ -23,7 +23,6 @@ import pytest
 
 from hwkit.author.known import top_level_nodes
 
-pytestmark = pytest.mark.slow
 
 SEEDS = 30  # seed shifts per test case and variant
 SHIFT = 100_003  # run r shifts every torch.manual_seed(s) in the tests to s + r * SHIFT
@@ -107,6 +106,7 @@ def _jobs(known, autograder_zip: Path, points: dict[str, float]) -> list[tuple[s
     return jobs
 
 
+@pytest.mark.slow
 def test_correct_answers_pass_every_test_under_every_seed(known, autograder_zip: Path, dist: Path, points):
     """Do the reference and every correct variant pass every test case under 30 different seeds?"""
     jobs = _jobs(known, autograder_zip, points)

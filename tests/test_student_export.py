@@ -1,5 +1,6 @@
-"""A student's export, end to end: a fresh environment with only dist/student/requirements.txt, a real kernel,
-the full-credit answers; out come the zip and the written answers' PDF."""
+"""A student's notebook, end to end: a fresh environment with only dist/student/requirements.txt, a real kernel,
+the full-credit answers; every cell runs, the public checks pass, and out come the zip (graded full marks) and the
+written answers' PDF."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -17,6 +19,7 @@ import pytest
 from pypdf import PdfReader
 
 from hwkit.author.known import replace_definition, top_level_nodes
+from hwkit.grade.batch import grade_submissions
 from hwkit.written import student
 
 pytestmark = pytest.mark.slow
@@ -100,6 +103,33 @@ def test_export_cell_makes_zip_and_pdf_in_a_fresh_environment(exported):
     assert len(list(folder.glob("vae_hw_*.zip"))) == 1
     last = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert "Wrote vae_hw-written.pdf (6 pages)" in last and "no answer yet" not in last, last
+
+
+def _outputs(nb, needle: str) -> str:
+    cells = [c for c in nb.cells if c.cell_type == "code" and needle in c.source]
+    assert cells, needle
+    return "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for c in cells for o in c.outputs)
+
+
+def test_public_checks_pass_and_training_shows(exported, points):
+    """Do the public checks pass, and do the training, curve and image cells produce output?"""
+    _, nb = exported
+    for q in points:
+        assert "passed" in _outputs(nb, f'grader.check("{q}")'), q
+    assert "test NELBO" in _outputs(nb, "history = train_vae(model, x_train, epochs=50)")
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2, "the training curve, latent scatter and digit grids should be drawn"
+
+
+def test_exported_zip_is_graded_full_marks(exported, autograder_zip, points, tmp_path):
+    """Is the zip from the export cell (made without LaTeX) graded with full marks by make grade?"""
+    folder, _ = exported
+    zips = list(folder.glob("vae_hw_*.zip"))
+    assert len(zips) == 1, "the export cell did not make exactly one zip"
+    with zipfile.ZipFile(zips[0]) as zf:
+        assert "vae_hw.ipynb" in zf.namelist()
+    (row,) = grade_submissions([zips[0]], out=tmp_path, autograder_zip=autograder_zip, jobs=1, timeout=600, progress=None)
+    assert row["status"] == "ok" and float(row["total"]) == sum(points.values())
 
 
 def test_exported_pdf_page_k_is_question_k_with_math_typeset(exported, dist, written):

@@ -1,7 +1,9 @@
 """Attacks on the grader (solutions/tamper_submissions.yaml) score exactly what the mistake they start from scores.
 
-Every attack is graded twice: by `make grade`'s runner and by the Gradescope autograder zip run as
-Gradescope runs it. The comparisons happen in the verdict process, which never runs student code,
+Every attack is graded twice: by `make grade`'s runner and through the Gradescope autograder zip's entry point
+(each attack in a root laid out as on Gradescope, graded by the zip's own code; one grading server per half of the
+corpus, as `make grade` shares one across a class: an attack that reached the server or a later submission would
+change the others' scores). The comparisons happen in the verdict process, which never runs student code,
 so patching comparisons or grading code, forging messages or files, exiting early and leaving
 processes behind all leave the score where the wrong answer puts it.
 """
@@ -9,10 +11,13 @@ processes behind all leave the score where the wrong answer puts it.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import pickle
+import shutil
+import subprocess
+import sys
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,6 @@ from hwkit.platforms.gradescope import check
 from hwkit.author.known import materialise_known
 from hwkit.grade.results import question_scores
 
-pytestmark = pytest.mark.slow
 FORGEABLE = 1.0  # points a notebook implementing nothing may get (solutions/README.md, where the verdict is decided)
 ROOT = Path(__file__).resolve().parents[1]
 ISOLATED = os.geteuid() == 0  # the minimal root and a user id of its own need root, as on Gradescope
@@ -112,16 +116,89 @@ def graded_tamper(graded_tamper_dir) -> dict[str, dict[str, str]]:
         return {row["submission"]: row for row in csv.DictReader(f)}
 
 
+# Grades several Gradescope roots, each laid out as check() lays one out, in one process: for each root it runs
+# hwkit.platforms.gradescope.run (what run_autograder runs), with open_engine made to hand every root the grading
+# server the first root started, instead of starting one (torch, otter and the confinement probe) per submission.
+# Everything after the server is run's own: the hidden tests' folder closed, Gradescope's budgets, grade_one,
+# results.json written and validated, the summary printed (captured per root). Usage: DRIVER ROOT OUT [ROOT OUT ...]
+GRADESCOPE_DRIVER = """
+import contextlib, io, sys
+from pathlib import Path
+import hwkit.platforms.gradescope as gs
+from hwkit.grade.grading import Engine
+
+shared = []
+real_open = gs.open_engine
+
+def open_shared(*args, **kwargs):
+    if not shared:
+        shared.append(real_open(*args, **kwargs))
+    engine = shared[0]
+    return Engine(engine.grade, lambda: None, engine.confinement, engine.ours)
+
+gs.open_engine = open_shared
+pairs = sys.argv[1:]
+try:
+    for root, out in zip(pairs[::2], pairs[1::2]):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            gs.run(Path(root))
+        Path(out, "stdout").write_text(buffer.getvalue())
+finally:
+    for engine in shared:
+        engine.close()
+"""
+
+
+def _gradescope_root(submission: Path, autograder_zip: Path) -> Path:
+    """A temporary root laid out as ``check`` lays it out (and where it does: /tmp/hwkit-gs-*)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="hwkit-gs-"))
+    for part in ("source", "submission", "results"):
+        (root / part).mkdir()
+    with zipfile.ZipFile(autograder_zip) as zf:
+        zf.extractall(root / "source")
+    shutil.copy2(submission, root / "submission")
+    return root
+
+
 @pytest.fixture(scope="module")
 def gradescope_tamper(tamper, autograder_zip, tmp_path_factory) -> dict[str, tuple[dict, str]]:
+    """Every attack through the zip's Gradescope entry point: two processes, one grading server each, half the
+    corpus each (a submission that could reach the server or the next submission shows in the others' scores)."""
+    from hwkit.grade.results import validate_results
+
     out = tmp_path_factory.mktemp("gradescope-tamper")
-
-    def one(k):
-        results = check(k.path, autograder_zip=autograder_zip, out=out / k.name)
-        return k.name, (results, (out / k.name / "stdout").read_text(errors="replace"))
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return dict(pool.map(one, tamper))
+    roots = {k.name: _gradescope_root(k.path, autograder_zip) for k in tamper}
+    try:
+        halves = [tamper[i::2] for i in range(2)]
+        procs = []
+        for i, half in enumerate(halves):
+            args = []
+            for k in half:
+                (out / k.name).mkdir()
+                args += [str(roots[k.name]), str(out / k.name)]
+            first = roots[half[0].name]
+            env = dict(os.environ, AUTOGRADER_ROOT=str(first), PYTHONPATH=str(first / "source"), OMP_NUM_THREADS="1")
+            log = open(out / f"process-{i}.log", "w")
+            procs.append((subprocess.Popen([sys.executable, "-c", GRADESCOPE_DRIVER, *args], cwd=first / "source",
+                                           env=env, stdout=log, stderr=subprocess.STDOUT), log))
+        for proc, log in procs:
+            proc.wait(timeout=1800)
+            log.close()
+        combined = "".join((out / f"process-{i}.log").read_text(errors="replace") for i in range(2))
+        assert all(proc.returncode == 0 for proc, _ in procs), combined[-3000:]
+        found = {}
+        for k in tamper:
+            results = json.loads((roots[k.name] / "results" / "results.json").read_text())
+            validate_results(results)
+            # the attack's own summary, and whatever either process printed (so nothing any run leaked escapes)
+            found[k.name] = results, (out / k.name / "stdout").read_text(errors="replace") + combined
+        return found
+    finally:
+        for root in roots.values():
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_corpus_covers_every_attack(tamper):
@@ -135,6 +212,7 @@ def test_the_corpus_covers_every_attack(tamper):
     assert all(k.baseline for k in tamper)
 
 
+@pytest.mark.slow
 def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, graded_tamper, graded_known, points):
     """Through make grade's runner, does every attack score exactly its baseline mistake's expected scores?"""
     for k in tamper:
@@ -146,6 +224,7 @@ def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, grad
         assert gain <= FORGEABLE, f"{k.name} gained {gain:g} points over {k.baseline}"
 
 
+@pytest.mark.slow
 def test_no_attack_scores_more_than_its_baseline_on_gradescope(tamper, gradescope_tamper):
     """Through the Gradescope autograder, the same; and the student-facing output repeats nothing forged."""
     for k in tamper:
@@ -156,6 +235,7 @@ def test_no_attack_scores_more_than_its_baseline_on_gradescope(tamper, gradescop
         assert "forged" not in stdout and "All tests passed" not in stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ISOLATED, reason="the minimal root needs root; without it the notebook sees the whole filesystem")
 def test_reading_every_readable_file_finds_nothing_hidden(gradescope_tamper, graded_tamper, points):
     """Did the notebook that reads every file it can find no hidden test, reference solution or expected value?
@@ -179,6 +259,7 @@ class _Marker:
         return (os.system, (f"touch {self.path}",))
 
 
+@pytest.mark.slow
 def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path, points):
     """Is a zip with a crafted .OTTER_LOG and other pickles graded from its notebook alone, nothing unpickled?"""
     marker = tmp_path / "unpickled"
@@ -200,6 +281,7 @@ def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path, 
     assert {q: float(row[q]) for q in points} == wrong.expected
 
 
+@pytest.mark.slow
 def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, autograder_zip, graded_known):
     """Graded by `otter run`, which runs the tests in the student's kernel, does the attack lift q2d?
 
@@ -235,6 +317,7 @@ def _hidden_messages(graded_tamper_dir: Path, gradescope_tamper, name: str) -> l
     return lines
 
 
+@pytest.mark.slow
 def test_errors_carrying_the_grader_s_secrets_leak_nothing(tamper, graded_tamper_dir, gradescope_tamper, autograder_zip):
     """Do errors that carry the grader's environment, caller frames and probes leave no trace of them?
 
@@ -253,6 +336,7 @@ def test_errors_carrying_the_grader_s_secrets_leak_nothing(tamper, graded_tamper
             assert "LEAK" not in line, f"{name}: a hidden test repeated the student's message: {line}"
 
 
+@pytest.mark.slow
 def test_hidden_feedback_carries_no_text_from_the_notebook(graded_tamper_dir, gradescope_tamper):
     """Does a hidden test's message about an error name only one of a few fixed types and one of the probe's objects?
 
@@ -272,6 +356,7 @@ def test_hidden_feedback_carries_no_text_from_the_notebook(graded_tamper_dir, gr
             assert kind in KNOWN_ERRORS + ("an exception",) and function in objects, f"a hidden message carries the notebook's text: {line}"
 
 
+@pytest.mark.slow
 def test_no_probe_reaches_the_network(graded_tamper_dir, gradescope_tamper):
     """Did nothing the probes of tamper-hidden-to-public saw reach a listener on the grader's host?"""
     assert LISTENER.listening, f"port {EXFIL_PORT} was taken: the test could not listen"
@@ -288,6 +373,7 @@ def _grade_as_other_user(path: Path, autograder_zip: Path):
         return ex.grade(path.read_bytes())
 
 
+@pytest.mark.slow
 def test_a_grader_without_root_leaks_nothing(tamper, autograder_zip):
     """Graded by an ordinary user, do the leaking notebook and the memory reader still learn nothing?"""
     import json
