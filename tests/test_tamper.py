@@ -290,7 +290,7 @@ def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, aut
     from hwkit.grade.runner import run_otter
 
     attack = next(k for k in tamper if k.name == "tamper-patch-comparisons")
-    result = run_otter(attack.path.read_bytes(), autograder_zip=autograder_zip, timeout=600)
+    result = run_otter(attack.path.read_bytes(), autograder_zip=autograder_zip, name="vae_hw", timeout=600)
     assert result.scores["q2d"] > float(graded_known[f"{attack.baseline}.ipynb"]["q2d"]) == attack.expected["q2d"] == 0
 
 

@@ -15,7 +15,7 @@ from hwkit.errors import UsageError
 from hwkit.author.lint import check_notebook
 from hwkit.author.lists import fill_answer_key, fill_built_notebook
 from hwkit.author.questions import (QUESTIONS_JSON, Question, check_name_references, master_config, master_name,
-                                    master_title, questions_json, read_master)
+                                    master_title, open_master, questions_json, read_master)
 from hwkit.written.handouts import build_written, template_name
 
 ASSIGNMENT_JSON = "assignment.json"  # in dist/ and the zip: the title and the grader-only files
@@ -44,6 +44,14 @@ OURS = ("setup.sh", "run_autograder", "requirements.txt")
 SECRET = "secret.key"  # per build: the key from which each submission's hidden inputs are drawn
 
 
+def _entry(name: str, mode: int | None = None) -> zipfile.ZipInfo:
+    """A zip entry dated 2024-01-01 whatever the day of the build, with Unix permissions ``mode`` if given."""
+    info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+    if mode is not None:
+        info.external_attr = mode << 16
+    return info
+
+
 def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path, questions: list[Question],
                       about: str) -> None:
     """Write the Gradescope zip: otter's tests and data, our runner, the questions, ``about``
@@ -54,13 +62,11 @@ def repack_autograder(otter_zip: Path, target: Path, *, autograder_dir: Path, qu
             if info.filename.startswith(KEEP_FROM_OTTER):
                 dst.writestr(info, src.read(info))
         for name in OURS:
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.external_attr = (0o755 if name != "requirements.txt" else 0o644) << 16
-            dst.writestr(info, (autograder_dir / name).read_bytes(), zipfile.ZIP_DEFLATED)
-        dst.writestr(zipfile.ZipInfo(SECRET, date_time=(2024, 1, 1, 0, 0, 0)), secrets.token_bytes(32))
-        dst.writestr(zipfile.ZipInfo(QUESTIONS_JSON, date_time=(2024, 1, 1, 0, 0, 0)), questions_json(questions),
-                     zipfile.ZIP_DEFLATED)
-        dst.writestr(zipfile.ZipInfo(ASSIGNMENT_JSON, date_time=(2024, 1, 1, 0, 0, 0)), about)
+            dst.writestr(_entry(name, 0o755 if name != "requirements.txt" else 0o644),
+                         (autograder_dir / name).read_bytes(), zipfile.ZIP_DEFLATED)
+        dst.writestr(_entry(SECRET), secrets.token_bytes(32))
+        dst.writestr(_entry(QUESTIONS_JSON), questions_json(questions), zipfile.ZIP_DEFLATED)
+        dst.writestr(_entry(ASSIGNMENT_JSON), about)
         for path in sorted(package.rglob("*")):
             if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
                 dst.write(path, f"hwkit/{path.relative_to(package).as_posix()}")
@@ -80,8 +86,7 @@ def otter_zip_with_cpu_torch(otter_zip: Path, target: Path, questions: list[Ques
             elif info.filename == "environment.yml":
                 data = data.replace(b"  - pip:\n", f"  - pip:\n      - {TORCH_CPU_INDEX}\n".encode(), 1)
             dst.writestr(info, data)
-        dst.writestr(zipfile.ZipInfo(QUESTIONS_JSON, date_time=(2024, 1, 1, 0, 0, 0)), questions_json(questions),
-                     zipfile.ZIP_DEFLATED)
+        dst.writestr(_entry(QUESTIONS_JSON), questions_json(questions), zipfile.ZIP_DEFLATED)
 
 
 def claim_dist(dist: Path) -> None:
@@ -119,16 +124,17 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path, autograder_di
     """
     if not master.is_file():
         raise UsageError(f"master notebook not found: {master}")
-    name = master_name(master)
-    check_name_references(master, name)
-    questions = read_master(master)
+    parsed = open_master(master)
+    name = master_name(parsed)
+    check_name_references(parsed, name)
+    questions = read_master(parsed)
     if autograder_dir is None:
         own = master.parent.parent / "autograder"
         autograder_dir = own if own.is_dir() else TOOLKIT_AUTOGRADER
-    config = master_config(master)
-    about = json.dumps({"title": master_title(master), "grader_only": list(config.get("autograder_files") or [])},
+    title = master_title(parsed)
+    about = json.dumps({"title": title, "grader_only": list(master_config(parsed).get("autograder_files") or [])},
                        indent=1) + "\n"
-    violations = check_notebook(master)
+    violations = check_notebook(parsed)
     if violations:
         raise UsageError(f"{master}: {len(violations)} test(s) break the test contract (see README, Editing the homework): "
                          + "; ".join(map(str, violations)))
@@ -167,8 +173,7 @@ def build_assignment(*, master: Path, dist: Path, solutions: Path, autograder_di
             answer_key.write_text(fill_answer_key(answer_key.read_text(encoding="utf-8"), questions, keep_marks=False),
                                   encoding="utf-8")
         shutil.copy2(out / "autograder" / master.name, staged / "solutions" / master.name)
-        build_written(staged, assignment_dir=master.parent, questions=questions, name=name,
-                      title=master_title(master))
+        build_written(staged, assignment_dir=master.parent, questions=questions, name=name, title=title)
         # Replace the previous build only once the new one is complete.
         for part in ("student", "autograder", "solutions", zip_name(name), template_name(name), QUESTIONS_JSON,
                      ASSIGNMENT_JSON):

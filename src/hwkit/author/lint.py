@@ -17,7 +17,8 @@ import builtins
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
+from hwkit.author.questions import Master, open_master, source
+
 
 BUILTINS = set(dir(builtins))
 
@@ -98,14 +99,13 @@ def check_test(source: str) -> list[Violation]:
     return found
 
 
-def check_notebook(master: Path) -> list[Violation]:
+def check_notebook(master: Path | Master) -> list[Violation]:
     """Every violation in the test cells (between BEGIN TESTS and END TESTS) of a master notebook."""
-    nb = nbformat.read(master, as_version=4)
     found, in_tests = [], False
-    for cell in nb.cells:
-        text = cell.source.strip()
-        if cell.cell_type == "raw" and text in ("# BEGIN TESTS", "# END TESTS"):
+    for cell in open_master(master).cells:
+        text = source(cell).strip()
+        if cell.get("cell_type") == "raw" and text in ("# BEGIN TESTS", "# END TESTS"):
             in_tests = text == "# BEGIN TESTS"
-        elif in_tests and cell.cell_type == "code":
-            found += check_test(cell.source)
+        elif in_tests and cell.get("cell_type") == "code":
+            found += check_test(source(cell))
     return found

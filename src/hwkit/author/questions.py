@@ -29,6 +29,31 @@ TEST_NAME = re.compile(r"^def (test_\w+)\(", flags=re.M)
 
 
 @dataclass(frozen=True)
+class Master:
+    """The master notebook, read and parsed once: its path and its JSON."""
+
+    path: Path
+    notebook: dict
+
+    @property
+    def cells(self) -> list[dict]:
+        return self.notebook["cells"]
+
+
+def open_master(master: Path | Master) -> Master:
+    """The master notebook at ``master``, parsed; UsageError if it cannot be read as a notebook."""
+    if isinstance(master, Master):
+        return master
+    try:
+        notebook = json.loads(Path(master).read_text(encoding="utf-8"))
+        if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+            raise ValueError("it has no list of cells")
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read the master notebook {master}: {e}") from None
+    return Master(Path(master), notebook)
+
+
+@dataclass(frozen=True)
 class TestCase:
     """One test of an auto-graded question, as its TEST CONFIG header sets it."""
 
@@ -48,7 +73,8 @@ class Question:
     tests: tuple[TestCase, ...] = ()
 
 
-def _source(cell: dict) -> str:
+def source(cell: dict) -> str:
+    """A cell's source as one string (a notebook stores it as a string or as a list of lines)."""
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else str(src)
 
@@ -73,7 +99,7 @@ def _test_cases(sources: list[str], points: float, qid: str) -> tuple[TestCase, 
     return tuple(TestCase(c.name, float(c.points), c.hidden) for c in resolved)
 
 
-def read_master(master: Path) -> list[Question]:
+def read_master(master: Path | Master) -> list[Question]:
     """Every question of the master notebook, in notebook order; UsageError where one is ill-formed.
 
     Checks what the rest of the toolkit relies on: unique ids of the form ``q1a``; points on every question;
@@ -81,20 +107,17 @@ def read_master(master: Path) -> list[Question]:
     the prompt starts ``**q1a (written, 1 point).**`` (``code``, ``multiple choice``, ... for the others),
     with the question's own id and points: the student's module finds the questions by it.
     """
-    try:
-        cells = json.loads(master.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError) as e:
-        raise UsageError(f"cannot read the master notebook {master}: {e}") from None
+    master = open_master(master)
     questions: list[Question] = []
     config: dict | None = None
     prompt, tests, in_tests, in_solution = "", [], False, False
-    for cell in cells:
-        src, kind = _source(cell).strip(), cell.get("cell_type")
+    for cell in master.cells:
+        src, kind = source(cell).strip(), cell.get("cell_type")
         if kind == "raw" and src.startswith("# BEGIN QUESTION"):
             try:
                 config = yaml.safe_load(src[len("# BEGIN QUESTION"):]) or {}
             except yaml.YAMLError as e:
-                raise UsageError(f"{master}: a BEGIN QUESTION cell is not YAML: {' '.join(str(e).split())}") from None
+                raise UsageError(f"{master.path}: a BEGIN QUESTION cell is not YAML: {' '.join(str(e).split())}") from None
             config = config if isinstance(config, dict) else {}
             prompt, tests, in_tests, in_solution = "", [], False, False
         elif config is None:
@@ -111,11 +134,11 @@ def read_master(master: Path) -> list[Question]:
         elif kind == "code" and in_tests:
             tests.append(src)
     if config is not None:
-        raise UsageError(f"{master}: question {config.get('name')!r} has no `# END QUESTION`")
+        raise UsageError(f"{master.path}: question {config.get('name')!r} has no `# END QUESTION`")
     ids = [q.qid for q in questions]
     twice = sorted({q for q in ids if ids.count(q) > 1})
     if twice:
-        raise UsageError(f"{master}: a question id appears twice: {', '.join(twice)}")
+        raise UsageError(f"{master.path}: a question id appears twice: {', '.join(twice)}")
     return questions
 
 
@@ -141,22 +164,19 @@ def _question(config: dict, prompt: str, test_sources: list[str]) -> Question:
     return Question(qid, WRITTEN if written else AUTO, points, prompt, tests)
 
 
-def master_config(master: Path) -> dict:
+def master_config(master: Path | Master) -> dict:
     """The master notebook's ``# ASSIGNMENT CONFIG`` (otter assign's settings); UsageError if it has none."""
-    try:
-        cells = json.loads(master.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError) as e:
-        raise UsageError(f"cannot read the master notebook {master}: {e}") from None
-    for cell in cells:
-        src = _source(cell).strip()
+    master = open_master(master)
+    for cell in master.cells:
+        src = source(cell).strip()
         if cell.get("cell_type") == "raw" and src.startswith("# ASSIGNMENT CONFIG"):
             try:
                 config = yaml.safe_load(src[len("# ASSIGNMENT CONFIG"):]) or {}
             except yaml.YAMLError as e:
-                raise UsageError(f"{master}: its ASSIGNMENT CONFIG is not YAML: {' '.join(str(e).split())}") from None
+                raise UsageError(f"{master.path}: its ASSIGNMENT CONFIG is not YAML: {' '.join(str(e).split())}") from None
             if isinstance(config, dict):
                 return config
-    raise UsageError(f"{master}: no `# ASSIGNMENT CONFIG` raw cell (otter assign's format)")
+    raise UsageError(f"{master.path}: no `# ASSIGNMENT CONFIG` raw cell (otter assign's format)")
 
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # the student's last cell imports <name>_written
@@ -165,44 +185,44 @@ NAME_REFERENCES = (re.compile(r"""\bNotebook\(\s*["']([^"']*)["']"""), re.compil
                    re.compile(r"^\s*(?:from|import)\s+(\w+)_written\b", flags=re.M))
 
 
-def master_name(master: Path) -> str:
+def master_name(master: Path | Master) -> str:
     """The assignment's name: otter's ``name:`` in the ASSIGNMENT CONFIG, which must be the notebook's own
     name (``<name>.ipynb``), since every built file is named after it, and a Python module name (ASCII
     letters, 0-9 and ``_``, not starting with 0-9, at most 100), since the student notebook imports ``<name>_written``."""
+    master = open_master(master)
     name = str(master_config(master).get("name") or "")
-    if name != master.stem:
-        raise UsageError(f"{master}: its ASSIGNMENT CONFIG says name: {name or '(none)'}; the name must be the "
-                         f"notebook's, {master.stem}")
+    if name != master.path.stem:
+        raise UsageError(f"{master.path}: its ASSIGNMENT CONFIG says name: {name or '(none)'}; the name must be the "
+                         f"notebook's, {master.path.stem}")
     if not NAME.fullmatch(name):
-        raise UsageError(f"{master}: the name {one_line(name, 60)!r} is not usable: a name is ASCII letters, 0-9 "
+        raise UsageError(f"{master.path}: the name {one_line(name, 60)!r} is not usable: a name is ASCII letters, 0-9 "
                          "and _, not starting with 0-9, at most 100 (the student notebook imports <name>_written)")
     return name
 
 
-def check_name_references(master: Path, name: str) -> None:
+def check_name_references(master: Path | Master, name: str) -> None:
     """UsageError if a code cell of the master notebook names another notebook (``otter.Notebook("x.ipynb")``,
     ``export_written("x.ipynb")``) or PDF module (``from x_written import``) than the assignment's own."""
-    cells = json.loads(master.read_text(encoding="utf-8"))["cells"]
-    for index, cell in enumerate(cells, 1):
+    master = open_master(master)
+    for index, cell in enumerate(master.cells, 1):
         if cell.get("cell_type") != "code":
             continue
-        src = _source(cell)
+        src = source(cell)
         for pattern, own in zip(NAME_REFERENCES, (f"{name}.ipynb", f"{name}.ipynb", name)):
             for found in pattern.findall(src):
                 if found != own:
                     shown = found if own != name else f"{found}_written"
                     want = own if own != name else f"{name}_written"
-                    raise UsageError(f"{master}: code cell {index} names {one_line(shown, 60)!r}, not {want!r}: "
+                    raise UsageError(f"{master.path}: code cell {index} names {one_line(shown, 60)!r}, not {want!r}: "
                                      f"every reference to the notebook and its PDF module must use the name {name}")
 
 
-def master_title(master: Path) -> str:
+def master_title(master: Path | Master) -> str:
     """The homework's title (the notebook's ``metadata.title``), or its name."""
-    try:
-        title = json.loads(master.read_text(encoding="utf-8")).get("metadata", {}).get("title")
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read the master notebook {master}: {e}") from None
-    return str(title) if title else master.stem
+    master = open_master(master)
+    metadata = master.notebook.get("metadata")
+    title = metadata.get("title") if isinstance(metadata, dict) else None
+    return str(title) if title else master.path.stem
 
 
 def questions_json(questions: list[Question]) -> str:

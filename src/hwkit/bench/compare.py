@@ -80,6 +80,7 @@ def run_otter_loop(submissions: list[Path], autograder_zip: Path, out: Path) -> 
     shutil.rmtree(out, ignore_errors=True)
     scores: dict[str, dict[str, float]] = {}
     statuses: dict[str, str] = {}
+    name = assignment_name(autograder_zip)
     cpu_before, start = _children_cpu(), time.monotonic()
     with TreeSampler(os.getpid(), units="children", include_root=False) as sampler:
         for i, nb in enumerate(submissions, 1):
@@ -87,7 +88,7 @@ def run_otter_loop(submissions: list[Path], autograder_zip: Path, out: Path) -> 
             (folder / "submission").mkdir(parents=True)
             # Under the assignment's own name: otter run grades a notebook saved under another name with
             # the student's functions missing their imports (4 questions lost on a correct notebook).
-            notebook = folder / "submission" / f"{assignment_name(autograder_zip)}.ipynb"
+            notebook = folder / "submission" / f"{name}.ipynb"
             shutil.copyfile(nb, notebook)
             t = time.monotonic()
             cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(folder.resolve()),

@@ -116,7 +116,8 @@ class Engine:
 def open_engine(engine: str, autograder: Path, budgets: Budgets, *, insecure: bool = False) -> Engine:
     """The engine ``engine`` over ``autograder``; a UsageError where it cannot run (no confinement, say)."""
     if engine == "otter":
-        return Engine(lambda nb: run_otter(nb, autograder_zip=autograder, timeout=budgets.submission),
+        name = assignment_name(autograder)
+        return Engine(lambda nb: run_otter(nb, autograder_zip=autograder, name=name, timeout=budgets.submission),
                       lambda: None, "none (otter run)", ours=False)
     if engine != "fork":
         raise UsageError(f"unknown engine {engine!r} for one submission: choose fork or otter")

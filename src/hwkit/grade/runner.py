@@ -78,17 +78,16 @@ def cases_from_otter(results: dict) -> list[CaseResult]:
     return found
 
 
-def run_otter(notebook: bytes, *, autograder_zip: Path, timeout: float) -> RunResult:
-    """Run ``otter run`` on ``notebook`` in a fresh temporary folder; never raises for bad code."""
-    from hwkit.grade.grading import assignment_name  # grading imports this module
-
+def run_otter(notebook: bytes, *, autograder_zip: Path, name: str, timeout: float) -> RunResult:
+    """Run ``otter run`` on ``notebook``, saved as ``<name>.ipynb`` (``name``: the assignment's), in a fresh
+    temporary folder; never raises for bad code."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hwkit-") as tmp:
         work = Path(tmp)
         (work / "submission").mkdir()
         (work / "out").mkdir()
         # Under the assignment's own name, as the student saved it (otter's config names it).
-        nb_path = work / "submission" / f"{assignment_name(autograder_zip)}.ipynb"
+        nb_path = work / "submission" / f"{name}.ipynb"
         nb_path.write_bytes(notebook)
         log_path = work / "otter.log"
         cmd = [sys.executable, "-m", "otter", "run", "-a", str(autograder_zip.resolve()), "-o", str(work / "out"), str(nb_path)]
