@@ -17,6 +17,8 @@ SHARD ?=
 SHARDS ?=
 JOBS ?=
 N ?= 40
+# make test's workers (pytest-xdist): its slow tests mostly wait (kernels, forks, time budgets), so more than the cores.
+TEST_JOBS ?= 3
 SOURCES := $(wildcard $(ASSIGNMENT) $(HW)/assignment/data/* $(HW)/assignment/student/* autograder/* $(HW)/autograder/*) \
 	$(wildcard src/hwkit/*.py src/hwkit/*/*.py src/hwkit/*/*.json) $(wildcard $(HW)/solutions/*)
 
@@ -54,8 +56,8 @@ gradescope-check: $(BUILT) ## run the autograder zip on SUBMISSION=<file> as Gra
 	@test -n "$(SUBMISSION)" || { echo "usage: make gradescope-check SUBMISSION=<notebook or zip> OUT=<dir>" >&2; exit 2; }
 	$(BIN)/python -m hwkit gradescope-check "$(SUBMISSION)" -o "$(if $(filter $(DIST)/grades,$(OUT)),$(DIST)/gradescope-check,$(OUT))" --autograder "$(ZIP)"
 
-test: $(BUILT) ## run the test suite (builds first)
-	$(BIN)/python -m pytest
+test: $(BUILT) ## run the test suite (builds first) on TEST_JOBS=3 workers, each test file whole on one
+	$(BIN)/python -m pytest -n $(TEST_JOBS)
 
 check: $(BUILT) ## the fast loop (builds first): unit tests, the test contract and a smoke grade of full credit and blank
 	$(BIN)/python -m pytest -q -m "not slow and not image"

@@ -14,6 +14,47 @@ from hwkit.author.questions import Question, auto_points, load_questions, writte
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
+# `make test` runs the suite on several workers (pytest-xdist). Each test file runs whole on one worker, so its
+# module's fixtures are made once; the files that read the graded known submissions (``graded_known_dir``, 88
+# gradings) run together on one worker, so those are made once. The longest units start first.
+SHARED_FILES = ("test_corpus.py", "test_known_submissions.py", "test_report.py", "test_tamper.py")
+LONGEST_FIRST = ("graded-known", "test_hostile.py", "test_student_export.py", "test_image_build.py",
+                 "test_seed_sweep.py", "test_shards.py", "test_gradescope.py", "test_isolation.py")
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work of a test: its file's name, or ``graded-known`` for the files sharing those gradings."""
+    name = Path(nodeid.split("::", 1)[0]).name
+    return "graded-known" if name in SHARED_FILES else name
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduler, run by test file (loadscope), with the units of ``_unit`` in ``LONGEST_FIRST`` order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if not getattr(self, "_ranked", False):  # the queue is complete at the first assignment
+                rank = {unit: i for i, unit in enumerate(LONGEST_FIRST)}
+                ranked = sorted(self.workqueue.items(), key=lambda unit: rank.get(unit[0], len(rank)))
+                self.workqueue.clear()
+                self.workqueue.update(ranked)
+                self._ranked = True
+            super()._assign_work_unit(node)
+
+    return ByUnit(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Fail the run if a file outside SHARED_FILES reads the graded known submissions: on its own worker it
+    would grade them all again."""
+    for item in items:
+        if "graded_known_dir" in getattr(item, "fixturenames", ()) and item.path.name not in SHARED_FILES:
+            raise pytest.UsageError(f"{item.path.name} reads graded_known_dir: add it to SHARED_FILES in conftest.py")
 
 
 @pytest.fixture(scope="session")

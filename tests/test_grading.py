@@ -55,3 +55,24 @@ def test_a_failing_engine_or_invalid_results_become_a_status(tmp_path, dist):
     otters = Engine(lambda nb: RunResult("ok", results={"tests": [{"name": "Public Tests", "output": ""}]}),
                     lambda: None, "none (otter run)", ours=False)
     assert grade_one(path, otters, "vae_hw").status == "ok"  # otter's own results, as otter writes them
+
+
+@pytest.mark.parametrize("upload", ["answers.txt", "vae_hw.ipynb"])
+def test_an_ungradable_upload_on_gradescope_starts_no_grading_server(tmp_path, dist, monkeypatch, upload):
+    """Does an upload with no gradable notebook get its message and valid results on Gradescope without a
+    grading server being started for it (which takes seconds of the student's time)?"""
+    import zipfile
+
+    import hwkit.platforms.gradescope as gradescope
+    from hwkit.grade.results import validate_results
+
+    for part in ("source", "submission"):
+        (tmp_path / part).mkdir()
+    with zipfile.ZipFile(dist / "vae_hw-autograder.zip") as zf:
+        zf.extractall(tmp_path / "source")
+    (tmp_path / "submission" / upload).write_text("{not json" if upload.endswith(".ipynb") else "42")
+    monkeypatch.setattr(gradescope, "open_engine", lambda *a, **k: pytest.fail("a grading server was started"))
+    results = gradescope.grade(tmp_path)
+    validate_results(results)
+    assert results["score"] == 0 and "could not be graded" in results["output"]
+    assert results["extra_data"]["confinement"] == "not run"

@@ -40,7 +40,7 @@ EXFIL_PORT = 47611  # where tamper-hidden-to-public sends what its probes see
 
 
 class _Listener:
-    """Accepts connections on 127.0.0.1:EXFIL_PORT for the whole module and keeps what arrives."""
+    """Accepts connections on 127.0.0.1:EXFIL_PORT and keeps what arrives."""
 
     def __init__(self):
         import socket
@@ -72,7 +72,13 @@ class _Listener:
                     pass
 
 
-LISTENER = _Listener()
+@pytest.fixture(scope="module")
+def listener() -> _Listener:
+    """The listener, up for the whole module from before the first attack is graded (made by a fixture, not at
+    import: every worker of `make test` imports this module, and only one can hold the port)."""
+    listening = _Listener()
+    yield listening
+    listening.sock.close()
 
 
 def _hidden_probe_names(autograder_zip: Path) -> set[str]:
@@ -94,7 +100,7 @@ def _hidden_probe_names(autograder_zip: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def tamper(dist, points, tmp_path_factory):
+def tamper(dist, points, tmp_path_factory, listener):
     out = tmp_path_factory.mktemp("tamper-dist")
     for part in ("autograder", "student"):
         os.symlink(dist / part, out / part)
@@ -119,7 +125,7 @@ def graded_tamper(graded_tamper_dir) -> dict[str, dict[str, str]]:
 # Grades several Gradescope roots, each laid out as check() lays one out, in one process: for each root it runs
 # hwkit.platforms.gradescope.run (what run_autograder runs), with open_engine made to hand every root the grading
 # server the first root started, instead of starting one (torch, otter and the confinement probe) per submission.
-# Everything after the server is run's own: the hidden tests' folder closed, Gradescope's budgets, grade_one,
+# Everything after the server is run's own: the hidden tests' folder closed, Gradescope's budgets, the reading and grading,
 # results.json written and validated, the summary printed (captured per root). Usage: DRIVER ROOT OUT [ROOT OUT ...]
 GRADESCOPE_DRIVER = """
 import contextlib, io, sys
@@ -357,11 +363,11 @@ def test_hidden_feedback_carries_no_text_from_the_notebook(graded_tamper_dir, gr
 
 
 @pytest.mark.slow
-def test_no_probe_reaches_the_network(graded_tamper_dir, gradescope_tamper):
+def test_no_probe_reaches_the_network(listener, graded_tamper_dir, gradescope_tamper):
     """Did nothing the probes of tamper-hidden-to-public saw reach a listener on the grader's host?"""
-    assert LISTENER.listening, f"port {EXFIL_PORT} was taken: the test could not listen"
-    assert b"probe_" not in LISTENER.received, (
-        f"{len(LISTENER.received)} bytes of probes (hidden ones included) left the sandbox over the network")
+    assert listener.listening, f"port {EXFIL_PORT} was taken: the test could not listen"
+    assert b"probe_" not in listener.received, (
+        f"{len(listener.received)} bytes of probes (hidden ones included) left the sandbox over the network")
 
 
 def _grade_as_other_user(path: Path, autograder_zip: Path):

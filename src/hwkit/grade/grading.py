@@ -128,17 +128,22 @@ def open_engine(engine: str, autograder: Path, budgets: Budgets, *, insecure: bo
     return Engine(executor.grade, executor.close, executor.mode)
 
 
-def grade_one(path: Path, engine: Engine, assignment: str) -> RunResult:
-    """Grade one submission file or folder; whatever goes wrong, from reading it to checking its results,
-    becomes its status (this never raises, ``BaseException`` included)."""
-    from hwkit.grade.results import validate_results
-
+def read_submission(path: Path, assignment: str) -> bytes | RunResult:
+    """The notebook of one submission file or folder, or, where it has none that can be graded, a
+    ``RunResult`` whose status says why (this never raises, ``BaseException`` included)."""
     try:
-        notebook = read_notebook(path, assignment)
+        return read_notebook(path, assignment)
     except Ungradable as e:
         return RunResult(str(e))
     except BaseException as e:  # noqa: BLE001 - one submission must never end the batch
         return RunResult(one_line(f"grader error while reading: {type(e).__name__}: {e}", 300))
+
+
+def grade_notebook(notebook: bytes, engine: Engine) -> RunResult:
+    """Grade a submission's notebook with ``engine`` and check the results it gives; whatever goes wrong
+    becomes its status (this never raises, ``BaseException`` included)."""
+    from hwkit.grade.results import validate_results
+
     try:
         result = engine.grade(notebook)
         if result.results is not None and engine.ours:
@@ -147,3 +152,8 @@ def grade_one(path: Path, engine: Engine, assignment: str) -> RunResult:
     except BaseException as e:  # noqa: BLE001
         return RunResult(one_line(f"grader error: {type(e).__name__}: {e}", 300))
 
+
+def grade_one(path: Path, engine: Engine, assignment: str) -> RunResult:
+    """Grade one submission file or folder: ``read_submission``, then ``grade_notebook``."""
+    notebook = read_submission(path, assignment)
+    return notebook if isinstance(notebook, RunResult) else grade_notebook(notebook, engine)

@@ -1,7 +1,8 @@
 """`hwkit gradescope`: what the autograder zip runs on Gradescope, and its local simulation.
 
 On Gradescope, ``run_autograder`` calls ``run(root=/autograder)``: it grades ``submission/`` through
-``grading.grade_one``, as ``make grade`` grades each file, against the hidden tests in ``source/``
+``grading.read_submission`` and ``grading.grade_notebook`` (the two halves of ``grade_one``, by which
+``make grade`` grades each file), against the hidden tests in ``source/``
 (with Gradescope's budgets, see ``grading.Budgets``), and always writes a ``results/results.json``
 that validates against Gradescope's published format, with a message for the student when
 something went wrong.
@@ -21,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 from hwkit.errors import UsageError
-from hwkit.grade.grading import Budgets, assignment_name, grade_one, open_engine
+from hwkit.grade.grading import Budgets, RunResult, assignment_name, grade_notebook, open_engine, read_submission
 from hwkit.grade.results import failure_results, validate_results
 
 
@@ -33,9 +34,12 @@ def grade(root: Path) -> dict:
     confinement = "not run"
     try:
         budgets = Budgets.for_gradescope(os.environ)
-        with open_engine("fork", source, budgets, insecure=os.environ.get("HWKIT_INSECURE") == "1") as engine:
-            confinement = engine.confinement
-            result = grade_one(root / "submission", engine, assignment_name(source))
+        # The upload is read first: one with no gradable notebook gets its answer without a grading server.
+        result = read_submission(root / "submission", assignment_name(source))
+        if not isinstance(result, RunResult):
+            with open_engine("fork", source, budgets, insecure=os.environ.get("HWKIT_INSECURE") == "1") as engine:
+                confinement = engine.confinement
+                result = grade_notebook(result, engine)
         results = result.results or failure_results(f"Your submission could not be graded: {result.status}.")
     except UsageError as e:  # no way to confine the notebook here: refuse, and tell the instructor why
         confinement = "none (refused)"
