@@ -27,7 +27,7 @@ SOURCES := $(wildcard $(ASSIGNMENT) $(HW)/assignment/data/* $(HW)/assignment/stu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: SUBMISSIONS=<dir> OUT=<dir> SHARD=<k/n> (make grade), SHARDS=\"<dir> ...\" (make merge), SUBMISSION=<file> (make gradescope-check), N=<n> (make bench), JOBS=<n>"
+	@echo "  variables: SUBMISSIONS=<dir> OUT=<dir> SHARD=<k/n> (make grade), SHARDS=\"<dir> ...\" (make merge), SUBMISSION=<file> (make gradescope-check), N=<n> (make bench), JOBS=<n>, TEST_JOBS=<n> (make test's workers)"
 	@echo "  the homework: ASSIGNMENT=<folder>/assignment/<name>.ipynb (default assignment/vae_hw.ipynb), DIST=<dir> (default dist)"
 
 install: $(STAMP) ## create .venv from the pinned requirements.txt

@@ -17,8 +17,8 @@ DIST = ROOT / "dist"
 # `make test` runs the suite on several workers (pytest-xdist). Each test file runs whole on one worker, so its
 # module's fixtures are made once; the files that read the graded known submissions (``graded_known_dir``, 88
 # gradings) run together on one worker, so those are made once. The longest units start first.
-SHARED_FILES = ("test_corpus.py", "test_known_submissions.py", "test_report.py", "test_tamper.py")
-LONGEST_FIRST = ("graded-known", "test_hostile.py", "test_student_export.py", "test_image_build.py",
+SHARED_FILES = ("test_corpus.py", "test_known_submissions.py", "test_report.py")
+LONGEST_FIRST = ("test_hostile.py", "graded-known", "test_student_export.py", "test_tamper.py", "test_image_build.py",
                  "test_seed_sweep.py", "test_shards.py", "test_gradescope.py", "test_isolation.py")
 
 

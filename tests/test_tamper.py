@@ -219,14 +219,16 @@ def test_the_corpus_covers_every_attack(tamper):
 
 
 @pytest.mark.slow
-def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, graded_tamper, graded_known, points):
-    """Through make grade's runner, does every attack score exactly its baseline mistake's expected scores?"""
+def test_no_attack_scores_more_than_its_baseline_through_make_grade(tamper, graded_tamper, known, points):
+    """Through make grade's runner, does every attack score exactly its baseline mistake's expected scores?
+    (test_corpus.py checks that each known mistake, graded, scores its expected scores.)"""
+    baselines = {k.name: k.expected for k in known}
     for k in tamper:
-        row, base = graded_tamper[k.path.name], graded_known[f"{k.baseline}.ipynb"]
+        row, base = graded_tamper[k.path.name], baselines[k.baseline]
         got = {q: float(row[q]) for q in points}
         assert got == k.expected, f"{k.name}: {got} (status {row['status']})"
         # Made-up answers pass only the four checks of shapes and self-consistency listed in solutions/README.md.
-        gain = sum(max(got[q] - float(base[q]), 0.0) for q in points)
+        gain = sum(max(got[q] - base[q], 0.0) for q in points)
         assert gain <= FORGEABLE, f"{k.name} gained {gain:g} points over {k.baseline}"
 
 
@@ -288,7 +290,7 @@ def test_pickles_in_a_zip_submission_never_run(known, autograder_zip, tmp_path, 
 
 
 @pytest.mark.slow
-def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, autograder_zip, graded_known):
+def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, autograder_zip, known):
     """Graded by `otter run`, which runs the tests in the student's kernel, does the attack lift q2d?
 
     This is what the split into probes and verdicts prevents; the attack must be a real one.
@@ -297,7 +299,8 @@ def test_the_comparison_attack_is_live_where_tests_run_in_the_kernel(tamper, aut
 
     attack = next(k for k in tamper if k.name == "tamper-patch-comparisons")
     result = run_otter(attack.path.read_bytes(), autograder_zip=autograder_zip, name="vae_hw", timeout=600)
-    assert result.scores["q2d"] > float(graded_known[f"{attack.baseline}.ipynb"]["q2d"]) == attack.expected["q2d"] == 0
+    baseline = next(k for k in known if k.name == attack.baseline)
+    assert result.scores["q2d"] > baseline.expected["q2d"] == attack.expected["q2d"] == 0
 
 
 def _student_texts(graded_tamper_dir: Path, gradescope_tamper, name: str) -> dict[str, str]:
