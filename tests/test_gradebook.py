@@ -47,3 +47,16 @@ def test_rows_of_other_questions_are_graded_again(tmp_path):
     assert set(Gradebook(path, QUESTIONS).rows) == {"alice.ipynb"}
     book = Gradebook(path, [*QUESTIONS, "q7a"])
     assert book.rows == {} and list(_read(path)) == [] and "q7a" in path.read_text().splitlines()[0]
+
+
+def test_finished_gradebook_is_in_the_folders_order(tmp_path):
+    """Rows are appended as submissions finish; is the finished file in the folder's order (so one run and a
+    merge of shards write the same file), with rows of names not in that order kept, last?"""
+    path = tmp_path / "gradebook.csv"
+    book = Gradebook(path, QUESTIONS)
+    for name in ("c.ipynb", "old.ipynb", "a.ipynb", "b.ipynb"):
+        book.add(name, {"q1c": 2.0}, 18, "ok")
+    book.sort(["a.ipynb", "b.ipynb", "c.ipynb"])
+    assert [r["submission"] for r in _read(path)] == ["a.ipynb", "b.ipynb", "c.ipynb", "old.ipynb"]
+    assert list(book.rows) == ["a.ipynb", "b.ipynb", "c.ipynb", "old.ipynb"]
+    assert not path.with_name("gradebook.csv.tmp").exists()

@@ -109,6 +109,7 @@ def grade_submissions(paths: list[Path], *, out: Path, autograder_zip: Path, job
                 done += 1
                 if progress:
                     _progress(progress, done, len(todo), time.monotonic() - start, name, row)
+        book.sort([n for n, _ in submissions])
     finally:
         engine_.close()
     return [book.rows[n] for n, _ in submissions]

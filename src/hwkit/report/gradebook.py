@@ -36,6 +36,19 @@ class Gradebook:
             writer.writeheader()
             writer.writerows(self.rows.values())
 
+    def sort(self, order: list[str]) -> None:
+        """Rewrite the file with its rows in ``order`` (names not in it last, as they were): rows are appended
+        as submissions finish, in no fixed order; the finished gradebook is in the order of the folder."""
+        rank = {name: i for i, name in enumerate(order)}
+        with self._lock:
+            self.rows = dict(sorted(self.rows.items(), key=lambda item: rank.get(item[0], len(rank))))
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, self.columns)
+                writer.writeheader()
+                writer.writerows(self.rows.values())
+            tmp.replace(self.path)
+
     def add(self, submission: str, scores: dict[str, float], possible: float, status: str) -> dict[str, str]:
         row = {"submission": submission, **{q: _fmt(scores.get(q, 0.0)) for q in self.questions},
                "total": _fmt(sum(scores.get(q, 0.0) for q in self.questions)), "possible": _fmt(possible),
